@@ -1,0 +1,129 @@
+"""The append-only, hash-chained event log every domain writes its state changes to.
+
+Each row's hash covers its content and the previous row's hash, so altering, deleting or
+re-ordering any row breaks the chain from there on; ``verify`` names the first broken row.
+Appenders serialize on one lock (SQLite's write lock, a PostgreSQL advisory lock).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Index, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from config.database import Base, lock_for_append
+
+GENESIS = "0" * 64
+_LOCK_KEY = 0x4A59_0001
+
+
+class Event(Base):
+    __tablename__ = "event_log"
+    __table_args__ = (Index("ix_event_log_entity", "entity_type", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(unique=True)
+    at: Mapped[dt.datetime]
+    action: Mapped[str] = mapped_column(String(80), index=True)
+    entity_type: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(120))
+    payload: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+def _canonical(payload: Any) -> Any:
+    return json.loads(json.dumps(payload, default=str, ensure_ascii=False))
+
+
+def compute_hash(
+    seq: int, at: dt.datetime, action: str, entity_type: str, entity_id: str, actor: str, payload: Any, prev: str
+) -> str:
+    body = json.dumps(
+        [seq, at.astimezone(dt.UTC).isoformat(), action, entity_type, entity_id, actor, payload, prev],
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def record(
+    session: Session,
+    *,
+    now: dt.datetime,
+    action: str,
+    entity_type: str,
+    entity_id: object,
+    actor: str,
+    payload: dict[str, Any] | None = None,
+) -> Event:
+    """Append one event in the caller's transaction (it commits with the change it describes)."""
+    if now.tzinfo is None:
+        raise ValueError("naive datetime given to the event log; pass an aware datetime")
+    lock_for_append(session, _LOCK_KEY)
+    last = session.execute(select(Event.seq, Event.hash).order_by(Event.seq.desc()).limit(1)).first()
+    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    body = _canonical(payload or {})
+    at = now.astimezone(dt.UTC)
+    ev = Event(
+        seq=seq,
+        at=at,
+        action=action,
+        entity_type=entity_type,
+        entity_id=str(entity_id),
+        actor=actor,
+        payload=body,
+        prev_hash=prev,
+        hash=compute_hash(seq, at, action, entity_type, str(entity_id), actor, body, prev),
+    )
+    session.add(ev)
+    session.flush()
+    return ev
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    checked: int
+    bad_id: int | None = None
+    bad_seq: int | None = None
+    reason: str | None = None
+
+
+def verify_rows(rows: Iterable[Event]) -> VerifyResult:
+    prev = GENESIS
+    expected_seq = 1
+    n = 0
+    for ev in rows:
+        n += 1
+        if ev.seq != expected_seq:
+            return VerifyResult(False, n, ev.id, ev.seq, f"sequence gap: expected {expected_seq}, found {ev.seq}")
+        if ev.prev_hash != prev:
+            return VerifyResult(False, n, ev.id, ev.seq, "previous-hash link broken")
+        digest = compute_hash(ev.seq, ev.at, ev.action, ev.entity_type, ev.entity_id, ev.actor, ev.payload, prev)
+        if digest != ev.hash:
+            return VerifyResult(False, n, ev.id, ev.seq, "content does not match its hash")
+        prev = ev.hash
+        expected_seq += 1
+    return VerifyResult(True, n)
+
+
+def verify(session: Session) -> VerifyResult:
+    return verify_rows(session.execute(select(Event).order_by(Event.seq)).scalars().yield_per(1000))
+
+
+def events_for(session: Session, entity_type: str, entity_id: object) -> list[Event]:
+    stmt = (
+        select(Event)
+        .where(Event.entity_type == entity_type, Event.entity_id == str(entity_id))
+        .order_by(Event.seq)
+    )
+    return list(session.execute(stmt).scalars())

@@ -1,0 +1,114 @@
+"""Settings, read once from the environment (prefix ``JIAOYING_``, nested with ``__``) and ``.env``.
+
+A placeholder secret is tolerated only in dev mode, so a production deployment cannot start with a
+key that is printed in the README.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRET = "dev-only-change-me"
+
+
+class ConfigError(Exception):
+    """A configuration the program cannot run with; the message says how to fix it."""
+
+
+class DatabaseSettings(BaseModel):
+    url: str = "sqlite:///./var/jiaoying.db"
+    echo: bool = False
+    auto_upgrade: bool = True  # run migrations when the server starts
+    busy_timeout_ms: int = 30_000
+
+
+class TwilioSettings(BaseModel):
+    account_sid: str | None = None
+    auth_token: SecretStr | None = None
+    from_number: str | None = None
+    api_base_url: str | None = None  # None = Twilio's own API; tests and the demo point at the local fake
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.account_sid and self.auth_token)
+
+
+class SchedulerSettings(BaseModel):
+    enabled: bool = True
+    tick_seconds: float = 5.0
+
+
+class SecuritySettings(BaseModel):
+    secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    token_minutes: int = 12 * 60
+    login_attempts: int = 5  # failed logins per window before refusing
+    login_window_seconds: int = 300
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="JIAOYING_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    env: Literal["dev", "production", "test"] = "dev"
+    public_base_url: str = "http://127.0.0.1:8000"
+    display_timezone: str = "Asia/Shanghai"
+    language: Literal["zh", "en"] = "zh"
+    data_dir: Path = Path("./var")
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    twilio: TwilioSettings = Field(default_factory=TwilioSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+
+    @field_validator("display_timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        ZoneInfo(v)  # raises for an unknown zone
+        return v
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.display_timezone)
+
+    def check(self) -> list[str]:
+        """Problems that stop the program from running, each with what to do (zh / en)."""
+        problems: list[str] = []
+        if self.env == "production" and self.security.secret_key.get_secret_value() == PLACEHOLDER_SECRET:
+            problems.append(
+                "生产模式下不能使用示例密钥：请设置环境变量 JIAOYING_SECURITY__SECRET_KEY 为至少 32 个随机字符"
+                "（例如 python -c 'import secrets; print(secrets.token_urlsafe(48))'）。"
+                " / A placeholder secret is refused in production: set JIAOYING_SECURITY__SECRET_KEY to 32+ random"
+                " characters."
+            )
+        elif self.env == "production" and len(self.security.secret_key.get_secret_value()) < 32:
+            problems.append(
+                "密钥太短：JIAOYING_SECURITY__SECRET_KEY 至少需要 32 个字符。 / The secret key needs 32+ characters."
+            )
+        if not self.database.url.startswith(("sqlite", "postgresql")):
+            problems.append(
+                f"不支持的数据库地址 {self.database.url!r}：请使用 sqlite:///路径 或 postgresql+psycopg://…"
+                " / Unsupported database URL: use sqlite:///PATH or postgresql+psycopg://…"
+            )
+        if self.twilio.account_sid and not self.twilio.auth_token:
+            problems.append(
+                "已设置 Twilio 账号但缺少 JIAOYING_TWILIO__AUTH_TOKEN。 / Twilio account set without an auth token."
+            )
+        return problems
+
+    def require_valid(self) -> None:
+        problems = self.check()
+        if problems:
+            raise ConfigError("\n".join(problems))
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

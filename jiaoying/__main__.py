@@ -1,0 +1,3 @@
+from jiaoying.cli import main
+
+main()

@@ -1,0 +1,114 @@
+"""``create_app(settings)``: the one place where routers, runtime and scheduler are put together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from config import auth
+from config.auth import LoginLimiter
+from config.clock import Clock
+from config.database import ping
+from config.errors import install_error_handlers
+from config.runtime import Runtime, build_runtime
+from config.settings import Settings
+from jiaoying import __version__, migrate
+from jiaoying.scheduler import build_scheduler
+
+log = logging.getLogger("jiaoying")
+
+ROUTERS = [
+    auth.router,
+]
+
+PUBLIC_PATHS = {"/healthz", "/readyz", "/auth/token"}
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    runtime: Runtime | None = None,
+    scheduler: bool | None = None,
+) -> FastAPI:
+    settings.require_valid()
+    use_scheduler = settings.scheduler.enabled if scheduler is None else scheduler
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = runtime or build_runtime(settings, clock=clock)
+        if settings.database.auto_upgrade:
+            migrate.upgrade(rt.engine)
+        app.state.runtime = rt
+        app.state.settings = settings
+        app.state.clock = rt.clock
+        app.state.session_factory = rt.session_factory
+        app.state.http = rt.http
+        app.state.login_limiter = LoginLimiter(
+            settings.security.login_attempts, settings.security.login_window_seconds
+        )
+        sched = build_scheduler(rt) if use_scheduler else None
+        app.state.scheduler = sched
+        if sched is not None:
+            sched.start()
+        try:
+            yield
+        finally:
+            if sched is not None:
+                sched.shutdown(wait=False)
+            if runtime is None:
+                rt.close()
+
+    app = FastAPI(
+        title="叫应 Jiaoying",
+        version=__version__,
+        description="多部门灾害预警与响应调度系统 / Multi-agency disaster early-warning and response orchestrator",
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    install_error_handlers(app)
+
+    @app.get("/healthz", tags=["health"], operation_id="healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", tags=["health"], operation_id="readyz")
+    def readyz(request: Request) -> Any:
+        rt: Runtime = request.app.state.runtime
+        checks: dict[str, Any] = {}
+        ok = True
+        try:
+            ping(rt.engine)
+            checks["database"] = "ok"
+        except Exception as exc:  # reported, not raised: this endpoint exists to say what is wrong
+            ok = False
+            checks["database"] = f"error: {type(exc).__name__}"
+        try:
+            current = migrate.is_current(rt.engine)
+            checks["migrations"] = "current" if current else "behind: run `jiaoying db upgrade`"
+            ok = ok and current
+        except Exception as exc:
+            ok = False
+            checks["migrations"] = f"error: {type(exc).__name__}"
+        sched = request.app.state.scheduler
+        last = rt.state.get("last_tick")
+        checks["scheduler"] = {
+            "enabled": sched is not None,
+            "running": bool(sched and sched.running),
+            "last_tick": last.isoformat() if last else None,
+        }
+        return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503)
+
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

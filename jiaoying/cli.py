@@ -1,0 +1,225 @@
+"""The ``jiaoying`` command. Messages are Chinese first with English after a slash; bad arguments
+or configuration exit with code 2 and say what to do."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from config.database import make_engine, make_session_factory, ping, session_scope
+from config.eventlog import record, verify
+from config.settings import ConfigError, Settings, load_settings
+from config.users import ROLE_NAMES_ZH, Role, User, find_department, hash_password, seed_departments
+from jiaoying import migrate
+
+app = typer.Typer(
+    help="叫应 Jiaoying — 灾害预警与响应调度 / disaster early-warning and response orchestrator",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="数据库 / database", no_args_is_help=True)
+users_app = typer.Typer(help="用户 / users", no_args_is_help=True)
+audit_app = typer.Typer(help="审计 / audit", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(audit_app, name="audit")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]错误 / Error:[/] {message}")
+    return typer.Exit(code)
+
+
+def settings_or_exit() -> Settings:
+    try:
+        settings = load_settings()
+        settings.require_valid()
+        return settings
+    except (ConfigError, ValueError) as exc:
+        raise fail(f"配置无效 / invalid configuration:\n{exc}") from None
+
+
+def upgrade_and_seed(settings: Settings) -> None:
+    engine = make_engine(settings.database.url)
+    try:
+        migrate.upgrade(engine)
+        with session_scope(make_session_factory(engine)) as s:
+            seed_departments(s)
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="监听地址 / bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="端口 / port", min=1, max=65535)] = 8000,
+) -> None:
+    """启动服务（含调度器）/ Run the server with its scheduler."""
+    import uvicorn
+
+    from jiaoying.app import create_app
+
+    settings = settings_or_exit()
+    if settings.database.auto_upgrade:
+        upgrade_and_seed(settings)
+    out.print(f"[green]叫应服务启动[/] http://{host}:{port}  （数据库 / database: {settings.database.url}）")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@app.command()
+def worker() -> None:
+    """只运行调度器（与服务分开部署时）/ Run the scheduler only."""
+    import time
+
+    from config.runtime import build_runtime
+    from jiaoying.scheduler import build_scheduler
+
+    settings = settings_or_exit()
+    upgrade_and_seed(settings)
+    rt = build_runtime(settings)
+    sched = build_scheduler(rt)
+    sched.start()
+    out.print("[green]调度器已启动 / scheduler running[/]（Ctrl+C 退出 / to stop）")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        sched.shutdown()
+        rt.close()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """升级数据库结构到最新 / Upgrade the database schema to the latest revision."""
+    settings = settings_or_exit()
+    try:
+        upgrade_and_seed(settings)
+    except Exception as exc:
+        raise fail(f"数据库升级失败 / upgrade failed: {exc}", 1) from None
+    out.print("[green]数据库已是最新 / database is up to date[/]")
+
+
+@users_app.command("create")
+def users_create(
+    username: Annotated[str, typer.Option("--username", help="用户名 / username")],
+    role: Annotated[str, typer.Option("--role", help="角色 / role: " + ", ".join(r.value for r in Role))],
+    department: Annotated[str | None, typer.Option("--department", help="部门代码或名称 / department")] = None,
+    password: Annotated[str | None, typer.Option("--password", help="密码；省略则从标准输入读取")] = None,
+    display_name: Annotated[str, typer.Option("--display-name", help="显示名 / display name")] = "",
+) -> None:
+    """创建用户 / Create a user."""
+    try:
+        role_v = Role(role)
+    except ValueError:
+        raise fail(f"未知角色 {role!r}；可选 / choose one of: {', '.join(r.value for r in Role)}") from None
+    if role_v is Role.ANALYST and not department:
+        raise fail("部门研判人员必须指定 --department / an analyst needs --department")
+    if password is None:
+        if sys.stdin.isatty():
+            password = getpass.getpass("密码 / password: ")
+            if getpass.getpass("再次输入 / repeat: ") != password:
+                raise fail("两次输入的密码不一致 / passwords differ")
+        else:
+            password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        raise fail("密码至少 8 个字符 / the password needs at least 8 characters")
+    settings = settings_or_exit()
+    upgrade_and_seed(settings)
+    engine = make_engine(settings.database.url)
+    try:
+        with session_scope(make_session_factory(engine)) as s:
+            if s.execute(select(User).where(User.username == username)).scalar_one_or_none():
+                raise fail(f"用户 {username} 已存在 / user exists")
+            dept = None
+            if department:
+                dept = find_department(s, department)
+                if dept is None:
+                    raise fail(f"未知部门 {department!r} / unknown department")
+            from config.clock import SystemClock
+
+            now = SystemClock().now()
+            user = User(
+                username=username, display_name=display_name or username, password_hash=hash_password(password),
+                role=role_v.value, department_id=dept.id if dept else None, created_at=now,
+            )
+            s.add(user)
+            s.flush()
+            record(s, now=now, action="user.created", entity_type="user", entity_id=user.id, actor="cli",
+                   payload={"username": username, "role": role_v.value, "department": dept.code if dept else None})
+    finally:
+        engine.dispose()
+    out.print(f"[green]已创建用户 / created[/] {username}（{ROLE_NAMES_ZH[role_v]}）")
+
+
+@app.command("check-config")
+def check_config() -> None:
+    """检查配置与数据库连接 / Check the configuration and the database connection."""
+    try:
+        settings = load_settings()
+    except ValueError as exc:
+        raise fail(f"配置无效 / invalid configuration:\n{exc}") from None
+    table = Table(title="叫应配置 / configuration")
+    table.add_column("项 / item")
+    table.add_column("值 / value")
+    table.add_row("env", settings.env)
+    table.add_row("database", settings.database.url)
+    table.add_row("public_base_url", settings.public_base_url)
+    table.add_row("display_timezone", settings.display_timezone)
+    table.add_row("scheduler", "on" if settings.scheduler.enabled else "off")
+    table.add_row("twilio", "已配置 / configured" if settings.twilio.configured else "未配置，使用本地模拟网关 / fake")
+    out.print(table)
+    problems = settings.check()
+    engine = make_engine(settings.database.url)
+    try:
+        ping(engine)
+    except Exception as exc:
+        problems.append(f"数据库无法连接 / database unreachable: {exc}")
+    finally:
+        engine.dispose()
+    if problems:
+        for p in problems:
+            err.print(f"[red]✗[/] {p}")
+        raise typer.Exit(2)
+    out.print("[green]配置正常 / configuration OK[/]")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """校验事件日志未被篡改 / Prove the event log is unaltered."""
+    settings = settings_or_exit()
+    engine = make_engine(settings.database.url)
+    try:
+        with session_scope(make_session_factory(engine)) as s:
+            result = verify(s)
+    finally:
+        engine.dispose()
+    if result.ok:
+        out.print(f"[green]事件日志完整[/]：共 {result.checked} 条 / event log intact ({result.checked} rows)")
+        return
+    err.print(
+        f"[bold red]事件日志被篡改[/]：第一处异常在 id={result.bad_id}（序号 seq={result.bad_seq}）— {result.reason}\n"
+        f"Event log altered: first bad row id={result.bad_id} (seq={result.bad_seq}): {result.reason}"
+    )
+    raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["app", "main", "Path"]

@@ -1,0 +1,190 @@
+"""Shared fixtures: real databases (SQLite file, PostgreSQL schema), an app on them, users.
+
+PostgreSQL tests run against the server at 127.0.0.1:5432 (database ``test``) in a fresh schema
+per test session. Outside CI they skip with a visible reason when no server answers; under
+``CI=true`` a missing server is a failure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from config.clock import VirtualClock
+from config.database import Base, make_engine, make_session_factory, session_scope
+from config.runtime import Runtime
+from config.settings import Settings
+from config.users import Department, User, hash_password, seed_departments
+from jiaoying import migrate
+from jiaoying.app import create_app
+
+PG_URL = os.environ.get("JIAOYING_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+T0 = dt.datetime(2026, 7, 20, 2, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "postgres: needs the PostgreSQL server")
+    config.addinivalue_line("markers", "browser: needs headless Chromium")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tpl") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    with session_scope(make_session_factory(engine)) as s:
+        seed_departments(s)
+    engine.dispose()
+    return path
+
+
+def _pg_available() -> str | None:
+    try:
+        eng = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        with eng.connect() as c:
+            c.execute(text("SELECT 1"))
+        eng.dispose()
+        return None
+    except Exception as exc:  # the reason is shown in the skip message
+        return f"{type(exc).__name__}: {exc}"
+
+
+@pytest.fixture(scope="session")
+def pg_schema_engine() -> Iterator[Engine]:
+    problem = _pg_available()
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at {PG_URL} is required under CI=true: {problem}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {problem}")
+    schema = f"jy_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = make_engine(PG_URL)
+    engine.dispose()
+    engine = create_engine(
+        PG_URL, connect_args={"options": f"-csearch_path={schema}"}, pool_size=10, max_overflow=20
+    )
+    migrate.upgrade(engine)
+    with session_scope(make_session_factory(engine)) as s:
+        seed_departments(s)
+    yield engine
+    engine.dispose()
+    with admin.connect() as c:
+        c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def _truncate_pg(engine: Engine) -> None:
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables if t.name != "department")
+    with engine.begin() as c:
+        c.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_template: Path, tmp_path: Path) -> Iterator[Engine]:
+    path = tmp_path / "jiaoying.db"
+    shutil.copy(sqlite_template, path)
+    engine = make_engine(f"sqlite:///{path}")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_engine(pg_schema_engine: Engine) -> Iterator[Engine]:
+    _truncate_pg(pg_schema_engine)
+    yield pg_schema_engine
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    """The real database, once on SQLite and once on PostgreSQL."""
+    name = "sqlite_engine" if request.param == "sqlite" else "pg_engine"
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return make_session_factory(engine)
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock(T0)
+
+
+def test_settings(**overrides: Any) -> Settings:
+    base: dict[str, Any] = {
+        "env": "test",
+        "database": {"url": "sqlite://", "auto_upgrade": False},
+        "scheduler": {"enabled": False},
+        "security": {"secret_key": "test-secret-" + "x" * 40},
+    }
+    base.update(overrides)
+    return Settings(**base)
+
+
+@pytest.fixture
+def runtime(engine: Engine, clock: VirtualClock) -> Runtime:
+    return Runtime(test_settings(), engine, make_session_factory(engine), clock)
+
+
+@pytest.fixture
+def sqlite_runtime(sqlite_engine: Engine, clock: VirtualClock) -> Runtime:
+    return Runtime(test_settings(), sqlite_engine, make_session_factory(sqlite_engine), clock)
+
+
+@pytest.fixture
+def client(sqlite_runtime: Runtime) -> Iterator[TestClient]:
+    app = create_app(sqlite_runtime.settings, runtime=sqlite_runtime, scheduler=False)
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def any_client(runtime: Runtime) -> Iterator[TestClient]:
+    """A client on the parametrized engine (SQLite and PostgreSQL)."""
+    app = create_app(runtime.settings, runtime=runtime, scheduler=False)
+    with TestClient(app) as c:
+        yield c
+
+
+def make_user(factory: sessionmaker[Session], username: str, role: str, department: str | None = None,
+              password: str = "correct-horse-9") -> User:
+    with session_scope(factory) as s:
+        dept_id = None
+        if department:
+            dept = s.query(Department).filter((Department.name == department) | (Department.code == department)).one()
+            dept_id = dept.id
+        user = User(username=username, display_name=username, password_hash=hash_password(password), role=role,
+                    department_id=dept_id, created_at=dt.datetime.now(dt.UTC))
+        s.add(user)
+    return user
+
+
+@pytest.fixture
+def login(client: TestClient, sqlite_runtime: Runtime) -> Callable[..., dict[str, str]]:
+    """``login(role, department=None)`` → Authorization headers for a fresh user of that role."""
+    counter = {"n": 0}
+
+    def _login(role: str, department: str | None = None, c: TestClient | None = None,
+               rt: Runtime | None = None) -> dict[str, str]:
+        counter["n"] += 1
+        name = f"{role}{counter['n']}"
+        make_user((rt or sqlite_runtime).session_factory, name, role, department)
+        resp = (c or client).post("/auth/token", data={"username": name, "password": "correct-horse-9"})
+        assert resp.status_code == 200, resp.text
+        return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+
+    return _login
