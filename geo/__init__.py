@@ -1,0 +1,1 @@
+"""Areas, hazard sites, coordinate systems, spatial targeting and importers."""

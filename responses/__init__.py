@@ -1,0 +1,1 @@
+"""Responses: plans, runs, call-and-answer and escalation, measures, notifiers, reports, audit."""
