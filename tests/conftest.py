@@ -188,3 +188,11 @@ def login(client: TestClient, sqlite_runtime: Runtime) -> Callable[..., dict[str
         return {"Authorization": f"Bearer {resp.json()['access_token']}"}
 
     return _login
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The shared sample data beside the project (development and CI only)."""
+    if not SHARED.is_dir():
+        pytest.fail(f"sample data folder not found beside the project: {SHARED}")
+    return SHARED
