@@ -33,6 +33,9 @@ class TwilioSettings(BaseModel):
     auth_token: SecretStr | None = None
     from_number: str | None = None
     api_base_url: str | None = None  # None = Twilio's own API; tests and the demo point at the local fake
+    messages_per_second: float | None = 10.0  # the account's request limit; None = no limit
+    sender_concurrency: int = 8
+    request_timeout_seconds: float = 10.0
 
     @property
     def configured(self) -> bool:

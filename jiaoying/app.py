@@ -18,16 +18,33 @@ from config.database import ping
 from config.errors import install_error_handlers
 from config.runtime import Runtime, build_runtime
 from config.settings import Settings
+from geo import api as geo_api
 from jiaoying import __version__, migrate
 from jiaoying.scheduler import build_scheduler
+from responses import api as responses_api
+from responses import callout_api, callout_service, measure_api, webhooks
+from responses import engine as response_engine
+from warning import api as warning_api
+from warning import consultation_api
 
 log = logging.getLogger("jiaoying")
 
 ROUTERS = [
     auth.router,
+    geo_api.router,
+    webhooks.router,
+    consultation_api.router,
+    responses_api.router,
+    responses_api.roster_router,
+    callout_api.router,
+    callout_api.contacts_router,
+    warning_api.feeds_router,
+    warning_api.warnings_router,
+    measure_api.router,
+    measure_api.reports_router,
 ]
 
-PUBLIC_PATHS = {"/healthz", "/readyz", "/auth/token"}
+PUBLIC_PATHS = {"/healthz", "/readyz", "/auth/token", *webhooks.WEBHOOK_PATHS}  # webhooks: provider-signed
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -50,6 +67,9 @@ def create_app(
         if settings.database.auto_upgrade:
             migrate.upgrade(rt.engine)
         app.state.runtime = rt
+        response_engine.install(rt.state)
+        webhooks.set_answer_handler(app, callout_service.handle_inbound)  # keypresses and replies answer callouts
+        webhooks.set_status_handler(app, callout_service.on_message_final)  # a failed number fails over at once
         app.state.settings = settings
         app.state.clock = rt.clock
         app.state.session_factory = rt.session_factory

@@ -13,11 +13,15 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
+from config.clock import SystemClock
 from config.database import make_engine, make_session_factory, ping, session_scope
 from config.eventlog import record, verify
 from config.settings import ConfigError, Settings, load_settings
 from config.users import ROLE_NAMES_ZH, Role, User, find_department, hash_password, seed_departments
-from jiaoying import migrate
+from geo.region import seed_default_region
+from jiaoying import geo_cli, migrate
+from responses.fake_twilio import cli as fake_twilio_cli
+from warning.service import seed_feeds
 
 app = typer.Typer(
     help="叫应 Jiaoying — 灾害预警与响应调度 / disaster early-warning and response orchestrator",
@@ -31,6 +35,10 @@ audit_app = typer.Typer(help="审计 / audit", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
+app.add_typer(geo_cli.app, name="geo")
+plans_app = typer.Typer(help="应急预案 / response plans", no_args_is_help=True)
+app.add_typer(plans_app, name="plans")
+app.add_typer(fake_twilio_cli.app, name="fake-twilio")
 
 out = Console()
 err = Console(stderr=True)
@@ -56,6 +64,8 @@ def upgrade_and_seed(settings: Settings) -> None:
         migrate.upgrade(engine)
         with session_scope(make_session_factory(engine)) as s:
             seed_departments(s)
+            seed_feeds(s, SystemClock().now())
+            seed_default_region(s, SystemClock().now())
     finally:
         engine.dispose()
 
@@ -212,6 +222,61 @@ def audit_verify() -> None:
         f"Event log altered: first bad row id={result.bad_id} (seq={result.bad_seq}): {result.reason}"
     )
     raise typer.Exit(1)
+
+
+@app.command("normalize")
+def normalize_file(
+    file: Annotated[Path, typer.Argument(help="预警文件 / a feed payload file")],
+    fmt: Annotated[str, typer.Option("--format", help="格式 / format: cap, usgs, cenc, quakeml, firms, hydro, "
+                                                     "geohazard, nws")],
+) -> None:
+    """把一个预警文件规范化为 JSON（不需要数据库）/ Print a feed payload's normalized warnings as JSON."""
+    import json
+
+    from warning.draft import ParseError
+    from warning.feeds import FORMATS, ParserContext, get_parser
+    from warning.normalize import result_to_json
+
+    if fmt not in FORMATS:
+        raise fail(f"未知格式 {fmt!r}；可选 / unknown format, choose one of: {', '.join(FORMATS)}")
+    if not file.is_file():
+        raise fail(f"找不到文件 / no such file: {file}")
+    limit = 50 * 1024 * 1024
+    if file.stat().st_size > limit:
+        raise fail(f"文件过大（上限 {limit // 1024 // 1024} MiB）/ file too large")
+    payload = file.read_bytes()
+    matcher = None
+    try:
+        from geo.region import default_region_index
+
+        matcher = default_region_index().match
+    except ImportError:
+        matcher = None
+    try:
+        result = get_parser(fmt)(payload, ParserContext())
+        doc = result_to_json(result, matcher)
+    except ParseError as exc:
+        raise fail(f"无法解析（{exc.reason}）/ cannot parse ({exc.reason}): {exc.detail}") from None
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=1) + "\n")
+
+
+@plans_app.command("validate")
+def plans_validate(
+    path: Annotated[Path | None, typer.Argument(help="预案文件或目录（默认：内置预案）/ a plan file or folder")] = None,
+) -> None:
+    """检查预案，列出全部错误（文件、行号、字段）/ Validate plans and list every error."""
+    from responses.plans import DEFAULT_PLANS_DIR, validate_path
+
+    target = path or DEFAULT_PLANS_DIR
+    if not target.exists():
+        raise fail(f"找不到预案文件或目录 / no such plan file or folder: {target}")
+    errors = validate_path(target)
+    if errors:
+        for e in errors:
+            err.print(str(e), markup=False, highlight=False, soft_wrap=True)
+        err.print(f"[bold red]共 {len(errors)} 处错误 / {len(errors)} error(s)[/]")
+        raise typer.Exit(1)
+    out.print(f"[green]预案检查通过 / plans valid[/]: {target}")
 
 
 def main() -> None:

@@ -12,6 +12,11 @@ from dataclasses import dataclass
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from config.runtime import Runtime
+from responses import callout_jobs, measure_jobs
+from responses import engine as response_engine
+from responses import jobs as response_jobs
+from responses.sender import send_due
+from warning import jobs as warning_jobs
 
 log = logging.getLogger("jiaoying.scheduler")
 
@@ -30,8 +35,17 @@ def _heartbeat(rt: Runtime) -> None:
 def job_specs(rt: Runtime) -> list[JobSpec]:
     """Every scheduled job of the system, in one list."""
     tick = rt.settings.scheduler.tick_seconds
+    response_engine.install(rt.state)  # warning changes and decisions reach the response engine
     return [
         JobSpec("heartbeat", _heartbeat, tick),
+        JobSpec("outbox_send", send_due, tick),
+        JobSpec("callouts_sweep", callout_jobs.sweep_callouts, tick),
+        JobSpec("feeds_poll", warning_jobs.poll_feeds, tick),
+        JobSpec("warnings_sweep", warning_jobs.sweep_warnings, tick),
+        JobSpec("consultation_sweep", response_jobs.consultation_sweep, tick),
+        JobSpec("supervision_sweep", response_jobs.supervision_sweep, max(tick, 30.0)),
+        JobSpec("measures_sweep", measure_jobs.measures_sweep, max(tick, 15.0)),
+        JobSpec("reports_sweep", measure_jobs.reports_sweep, max(tick, 30.0)),
     ]
 
 

@@ -150,6 +150,7 @@ class Skipped:
 class ParseResult:
     warnings: list[WarningDraft] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)  # CAP messages an Atom/RSS index points to, to fetch next
 
 
 class ParseError(Exception):

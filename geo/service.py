@@ -1,0 +1,232 @@
+"""Loading and saving the region: imports, the region version, tree and search queries.
+
+The caller commits (one commit per request or job). Every change bumps the region version in the same
+transaction and is written to the event log; an import that changes nothing bumps nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from shapely.geometry import mapping, shape
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from config.eventlog import record
+from geo.approximate import round_geometry
+from geo.codes import normalize_code, significant_prefix
+from geo.importing import AreaItem, Parsed, SiteItem, parse_areas_csv, parse_areas_geojson, parse_sites_geojson
+from geo.matching import AreaRecord, SiteRecord
+from geo.models import Area, HazardSite, RegionVersion
+
+
+def geojson_of(geom: Any) -> dict[str, Any] | None:
+    if geom is None or geom.is_empty:
+        return None
+    # Through JSON so it compares equal to what the database hands back (lists, not tuples).
+    return json.loads(json.dumps(mapping(round_geometry(geom))))  # type: ignore[no-any-return]
+
+
+def current_version(session: Session) -> tuple[int, str]:
+    row = session.get(RegionVersion, 1)
+    return (row.version, row.token) if row else (0, "empty")
+
+
+def bump_version(session: Session, now: dt.datetime) -> int:
+    row = session.execute(select(RegionVersion).where(RegionVersion.id == 1).with_for_update()).scalar_one_or_none()
+    if row is None:
+        row = RegionVersion(id=1, version=0, token="", changed_at=now)
+        session.add(row)
+    row.version += 1
+    row.token = uuid.uuid4().hex
+    row.changed_at = now
+    session.flush()
+    return row.version
+
+
+@dataclass
+class ApplyCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    changed_codes: list[str] = field(default_factory=list)
+
+
+def _area_values(it: AreaItem | AreaRecord, label: Any = None) -> dict[str, Any]:
+    return {
+        "name": it.name, "level": it.level, "parent_code": it.parent_code,
+        "geometry": geojson_of(it.geometry), "approximate": bool(it.approximate), "context": bool(it.context),
+        "population": it.population, "households": it.households,
+        "label": list(label) if label else None,
+    }
+
+
+def apply_areas(session: Session, items: list[AreaItem] | list[AreaRecord], *, now: dt.datetime,
+                source: str) -> ApplyCounts:
+    """Insert or update areas by code. A surveyed polygon replaces an approximate one (and clears the flag)."""
+    counts = ApplyCounts()
+    codes = [it.code for it in items]
+    existing = {a.code: a for a in session.execute(select(Area).where(Area.code.in_(codes))).scalars()} if codes else {}
+    for it in items:
+        values = _area_values(it, getattr(it, "label", None))
+        attrs = dict(getattr(it, "attrs", {}) or {})
+        row = existing.get(it.code)
+        if row is None:
+            session.add(Area(code=it.code, attrs=attrs, source=source, updated_at=now, **values))
+            counts.created += 1
+            counts.changed_codes.append(it.code)
+            continue
+        if values["geometry"] is None and row.geometry is not None:
+            # A code list without shapes must not erase the polygons already known.
+            values["geometry"], values["approximate"], values["label"] = row.geometry, row.approximate, row.label
+        if values["label"] is None and values["geometry"] == row.geometry:
+            values["label"] = row.label
+        for opt in ("population", "households"):
+            if values[opt] is None:
+                values[opt] = getattr(row, opt)
+        merged_attrs = {**(row.attrs or {}), **attrs}
+        if all(getattr(row, k) == v for k, v in values.items()) and merged_attrs == (row.attrs or {}):
+            counts.unchanged += 1
+            continue
+        for k, v in values.items():
+            setattr(row, k, v)
+        row.attrs, row.source, row.updated_at = merged_attrs, source, now
+        counts.updated += 1
+        counts.changed_codes.append(it.code)
+    session.flush()
+    return counts
+
+
+def apply_sites(session: Session, items: list[SiteItem], *, now: dt.datetime, source: str,
+                locate: Any = None) -> ApplyCounts:
+    """Insert or update sites by key; a site without an area code is placed in the area that contains it."""
+    counts = ApplyCounts()
+    keys = [it.key for it in items]
+    existing = ({s.key: s for s in session.execute(select(HazardSite).where(HazardSite.key.in_(keys))).scalars()}
+                if keys else {})
+    for it in items:
+        area_code = it.area_code
+        if area_code is None and locate is not None:
+            p = it.geometry.representative_point()
+            area_code = locate(p.x, p.y)
+        values = {
+            "name": it.name, "kind": it.kind, "geometry": geojson_of(it.geometry), "area_code": area_code,
+            "risk_level": it.risk_level, "residents": it.residents, "demo": it.demo, "attrs": dict(it.attrs),
+        }
+        row = existing.get(it.key)
+        if row is None:
+            session.add(HazardSite(key=it.key, source=source, updated_at=now, **values))
+            counts.created += 1
+            counts.changed_codes.append(it.key)
+        elif all(getattr(row, k) == v for k, v in values.items()):
+            counts.unchanged += 1
+        else:
+            for k, v in values.items():
+                setattr(row, k, v)
+            row.source, row.updated_at = source, now
+            counts.updated += 1
+            counts.changed_codes.append(it.key)
+    session.flush()
+    return counts
+
+
+@dataclass
+class ImportReport:
+    kind: str
+    source: str
+    total: int
+    valid: int
+    problems: list[dict[str, Any]]
+    applied: bool
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    version: int = 0
+    crs: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.applied
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def parse_import(session: Session, kind: str, fmt: str, raw: bytes, *, crs: str | None = None,
+                 accept_repaired: bool = False) -> Parsed:
+    known = set(session.execute(select(Area.code)).scalars())
+    if kind == "sites":
+        return parse_sites_geojson(raw, crs=crs, known_area_codes=known, accept_repaired=accept_repaired)
+    if fmt == "csv":
+        return parse_areas_csv(raw, known_codes=known)
+    return parse_areas_geojson(raw, crs=crs, known_codes=known, accept_repaired=accept_repaired)
+
+
+def run_import(session: Session, kind: str, fmt: str, raw: bytes, *, now: dt.datetime, actor: str, source: str,
+               crs: str | None = None, skip_invalid: bool = False, accept_repaired: bool = False) -> ImportReport:
+    """Validate, then apply all (default: only when nothing is wrong) or the valid rest (``skip_invalid``)."""
+    if kind not in ("areas", "sites") or fmt not in ("geojson", "csv") or (kind == "sites" and fmt == "csv"):
+        raise ValueError(f"unsupported import: {kind} as {fmt}")
+    parsed = parse_import(session, kind, fmt, raw, crs=crs, accept_repaired=accept_repaired)
+    valid = parsed.valid_items()
+    report = ImportReport(kind, source, parsed.total, len(valid), parsed.problems_dicts(), applied=False,
+                          crs=parsed.crs)
+    version, _ = current_version(session)
+    report.version = version
+    if parsed.fatal or (parsed.has_errors and not skip_invalid) or not valid:
+        return report
+    if kind == "areas":
+        valid.sort(key=lambda it: (it.level != "district", len(it.code), it.code))
+        counts = apply_areas(session, valid, now=now, source=source)
+    else:
+        from geo.region import region_index
+
+        index = region_index(session)
+        counts = apply_sites(session, valid, now=now, source=source, locate=index.locate)
+    report.applied = True
+    report.created, report.updated, report.unchanged = counts.created, counts.updated, counts.unchanged
+    if counts.created or counts.updated:
+        report.version = bump_version(session, now)
+        record(session, now=now, action=f"geo.{kind}_imported", entity_type="region", entity_id=report.version,
+               actor=actor, payload={
+                   "source": source, "created": counts.created, "updated": counts.updated,
+                   "unchanged": counts.unchanged, "skipped": parsed.total - len(valid),
+                   "changed": counts.changed_codes[:200], "problems": len(parsed.problems),
+               })
+    return report
+
+
+# ---- reading -----------------------------------------------------------------------------------
+
+
+def area_records(session: Session) -> list[AreaRecord]:
+    rows = session.execute(select(Area).order_by(Area.code)).scalars()
+    return [
+        AreaRecord(r.code, r.name, r.level, r.parent_code, shape(r.geometry) if r.geometry else None,
+                   r.approximate, r.context, r.population, r.households,
+                   (float(r.label[0]), float(r.label[1])) if r.label else None)
+        for r in rows
+    ]
+
+
+def site_records(session: Session) -> list[SiteRecord]:
+    rows = session.execute(select(HazardSite).order_by(HazardSite.id)).scalars()
+    return [SiteRecord(r.id, r.name, r.kind, shape(r.geometry), r.area_code, r.residents, r.demo) for r in rows]
+
+
+def search_areas(session: Session, q: str, limit: int = 50) -> list[Area]:
+    q = q.strip()
+    if not q:
+        return []
+    code = normalize_code(q)
+    cond = or_(Area.code.startswith(significant_prefix(code) if code else q), Area.name.contains(q))
+    return list(session.execute(select(Area).where(cond).order_by(func.length(Area.code), Area.code).limit(limit))
+                .scalars())
+
+
+def area_count(session: Session) -> int:
+    return int(session.execute(select(func.count(Area.id)).where(Area.context.is_(False))).scalar_one())

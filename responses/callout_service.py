@@ -1,0 +1,726 @@
+"""Call-and-answer in the database: create a run's callouts, sweep their deadlines, take answers.
+The caller commits (one commit per request or per sweep batch).
+
+Every try is an outbox row written in the same transaction as the ``Attempt`` that names it, so
+a crash between the two is impossible and the sender delivers it later. The sweep claims due
+callouts (PostgreSQL ``FOR UPDATE SKIP LOCKED``; SQLite's ``BEGIN IMMEDIATE`` write lock), asks
+the pure core (``escalation``) what the moment calls for, and writes the outcome; the callout's
+``next_action_at`` then no longer makes it due, so a second sweep — or a second instance — finds
+nothing to do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from config.eventlog import record
+from responses import escalation as core
+from responses import outbox
+from responses.callout_models import Answer, Attempt, Callout, Escalation
+from responses.callouts import (
+    AnswerChannel,
+    AnswerKind,
+    DutyRef,
+    ParsedAnswer,
+    call_text,
+    parse_keypress,
+    parse_reply,
+    place_names,
+    plan_callouts,
+)
+from responses.contacts import township_of
+from responses.contacts_models import Contact, Duty
+from responses.contacts_service import area_register, reachable
+from responses.escalation import CalloutState, Transition
+from responses.messaging_models import OutboxMessage
+from responses.models import Notice, ResponseRun
+
+log = logging.getLogger("jiaoying.callouts")
+
+SUBJECT = "callout_attempt"
+# Call outcomes that say nothing about the number: the person did not pick up. The next retry
+# slot handles them; only a refused or unreachable number fails over at once.
+NOT_ANSWERED_STATUSES = frozenset({"busy", "no-answer", "canceled"})
+
+
+class CalloutError(ValueError):
+    def __init__(self, status: int, code: str, zh: str, en: str) -> None:
+        super().__init__(en)
+        self.status, self.code, self.zh, self.en = status, code, zh, en
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _view(c: Callout) -> core.CalloutView:
+    last = c.attempts[-1] if c.attempts else None
+    return core.CalloutView(
+        state=CalloutState(c.state), tier=c.tier, started_at=c.started_at, deadline_at=c.deadline_at,
+        next_action_at=c.next_action_at, retries_total=c.retries_total, retries_done=c.retries_done,
+        retry_interval=dt.timedelta(minutes=c.retry_interval_minutes), channels=tuple(c.channels),
+        numbers=tuple(c.numbers), ladder=tuple(c.ladder), dead_routes=tuple(c.dead_routes),
+        last_route=core.route_key(last.channel, last.number) if last else None,
+    )
+
+
+def _apply(c: Callout, d: core.Decision, now: dt.datetime) -> None:
+    c.state = d.state.value
+    c.next_action_at = d.next_action_at
+    c.retries_done = d.retries_done
+    c.dead_routes = list(d.dead_routes)
+    c.updated_at = now
+    if d.state in (CalloutState.ANSWERED, CalloutState.CANCELLED) and c.closed_at is None:
+        c.closed_at = now
+
+
+@dataclass
+class SendContext:
+    """What the words of a try need, loaded once per batch."""
+
+    runs: dict[int, ResponseRun] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+    events: dict[int, str | None] = field(default_factory=dict)
+
+    def run(self, session: Session, run_id: int) -> ResponseRun:
+        run = self.runs.get(run_id)
+        if run is None:
+            run = session.get(ResponseRun, run_id)
+            if run is None:
+                raise CalloutError(404, "run_not_found", f"未找到响应 {run_id}", f"run {run_id} not found")
+            self.runs[run_id] = run
+        return run
+
+    def event(self, session: Session, run: ResponseRun) -> str | None:
+        if run.warning_id not in self.events:
+            try:
+                from warning.models import Warning
+
+                w = session.get(Warning, run.warning_id)
+                self.events[run.warning_id] = w.event if w is not None else None
+            except Exception:  # a warning without an event text is called by its hazard
+                self.events[run.warning_id] = None
+        return self.events[run.warning_id]
+
+
+def _context(session: Session) -> SendContext:
+    reg = area_register(session)
+    return SendContext(names=dict(reg.names) if reg else {})
+
+
+def _send(session: Session, c: Callout, route: str, reason: str, now: dt.datetime, ctx: SendContext) -> Attempt:
+    channel, number = core.split_route(route)
+    run = ctx.run(session, c.run_id)
+    seq = c.attempts_made + 1
+    body = call_text(channel=channel, hazard=run.hazard, level=c.level, event=ctx.event(session, run),
+                     places=c.areas, names=ctx.names, answer_minutes=c.answer_minutes,
+                     two_way_sms=c.two_way_sms, escalated_from=str(c.context.get("escalated_from", "")),
+                     drill=c.drill)
+    att = Attempt(seq=seq, channel=channel, number=number, reason=reason, status="queued",
+                  history=[{"at": now.isoformat(), "status": "queued", "reason": reason}], created_at=now,
+                  updated_at=now)
+    c.attempts.append(att)
+    session.flush()
+    c.attempts_made = seq
+    msg = outbox.enqueue(
+        session, now=now, channel=channel, to=number, body=body, idempotency_key=f"callout:{c.id}:try:{seq}",
+        template=f"callout_{channel}", params={"callout_id": c.id, "attempt_id": att.id, "seq": seq},
+        validity_until=c.next_action_at, subject_type=SUBJECT, subject_id=att.id, actor=f"rule:callout:{reason}",
+    )
+    att.message_id = msg.id
+    return att
+
+
+# ---------------------------------------------------------------------------------------------- creating
+
+
+def _plan_calls(run: ResponseRun) -> dict[str, Any]:
+    calls = (run.entry_snapshot or {}).get("calls")
+    if not calls:
+        raise CalloutError(409, "no_call_rules", "响应的预案快照中没有叫应规则",
+                           "the run's plan snapshot has no call rules")
+    return calls
+
+
+def create_run_callouts(session: Session, run: ResponseRun, *, now: dt.datetime,
+                        actor: str = "system") -> list[Callout]:
+    """One callout per responsible person for the run's areas, with its first try queued.
+    Idempotent: people who already have a callout in this run are not called again, so calling
+    this after the run's areas grew calls only the newcomers."""
+    calls = _plan_calls(run)
+    duties = session.execute(select(Duty, Contact).join(Contact, Duty.contact_id == Contact.id)).all()
+    contacts: dict[int, Contact] = {}
+    refs: list[DutyRef] = []
+    for d, c in duties:
+        if reachable(c, d, now):
+            contacts[c.id] = c
+            refs.append(DutyRef(c.id, d.role, d.place))
+    planned = plan_callouts(calls.get("tiers") or {}, run.areas or {}, refs)
+    have = set(session.execute(select(Callout.contact_id).where(Callout.run_id == run.id,
+                                                                Callout.reason == "plan")).scalars())
+    ctx = _context(session)
+    ctx.runs[run.id] = run
+    created: list[Callout] = []
+    for p in planned:
+        if p.contact_id in have:
+            continue
+        person = contacts[p.contact_id]
+        c = _new_callout(run_id=run.id, key=f"run:{run.id}:contact:{person.id}", contact=person, name=person.name,
+                         numbers=[n for n in (person.phone, person.backup_phone) if n], role=p.role, tier=p.tier,
+                         areas=p.places, reason="plan", level=run.level, calls=calls, now=now, drill=run.drill,
+                         names=ctx.names)
+        session.add(c)
+        created.append(c)
+    session.flush()
+    for c in created:
+        d = core.start(_view(c), now)
+        _apply(c, d, now)
+        if d.send:
+            _send(session, c, d.send, "first", now, ctx)
+    session.flush()
+    if created:
+        record(session, now=now, action="callouts.created", entity_type="response_run", entity_id=run.id,
+               actor=actor, payload={"count": len(created), "level": run.level,
+                                     "callouts": [[c.id, c.contact_id, c.tier, c.areas] for c in created]})
+    return created
+
+
+def _new_callout(*, run_id: int, key: str, contact: Contact | None, name: str, numbers: list[str], role: str,
+                 tier: str, areas: list[str], reason: str, level: str, calls: dict[str, Any], now: dt.datetime,
+                 drill: bool, names: dict[str, str], context: dict[str, Any] | None = None) -> Callout:
+    answer = int(calls["answer_minutes"])
+    retries = calls.get("retries") or {"count": 0, "interval_minutes": 1}
+    return Callout(
+        key=key, run_id=run_id, contact_id=contact.id if contact else None, name=name, role=role, tier=tier,
+        rank=core.RANK_OF_TIER[tier], areas=list(areas), area_names=[names.get(a, a) for a in areas],
+        reason=reason, level=level, state=CalloutState.CALLING.value, channels=list(calls["channels"]),
+        numbers=numbers, two_way_sms=bool(contact.two_way_sms) if contact else False, dead_routes=[],
+        answer_minutes=answer, retries_total=int(retries["count"]),
+        retry_interval_minutes=int(retries["interval_minutes"]), retries_done=0, attempts_made=0,
+        ladder=list(calls.get("escalation") or []), started_at=now, deadline_at=now + dt.timedelta(minutes=answer),
+        next_action_at=now + dt.timedelta(minutes=answer), drill=drill, context=context or {}, created_at=now,
+        updated_at=now, attempts=[],
+    )
+
+
+def _calls_of(c: Callout) -> dict[str, Any]:
+    return {"answer_minutes": c.answer_minutes, "channels": c.channels, "escalation": c.ladder,
+            "retries": {"count": c.retries_total, "interval_minutes": c.retry_interval_minutes}}
+
+
+# ---------------------------------------------------------------------------------------------- sweep
+
+
+@dataclass
+class SweepStats:
+    due: int = 0
+    retries: int = 0
+    escalated: int = 0
+    exhausted: int = 0
+    failovers: int = 0
+    skipped_retries: int = 0
+    new_callouts: int = 0
+
+    def add(self, other: SweepStats) -> None:
+        for k, v in other.__dict__.items():
+            setattr(self, k, getattr(self, k) + v)
+
+
+def _claim_due(session: Session, now: dt.datetime, limit: int) -> list[Callout]:
+    q = (select(Callout).where(Callout.state == CalloutState.CALLING.value, Callout.next_action_at <= now)
+         .order_by(Callout.next_action_at, Callout.id).limit(limit))
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    return list(session.execute(q).scalars())
+
+
+def sweep_batch(session: Session, *, now: dt.datetime, limit: int = 500) -> SweepStats:
+    """One batch of due callouts: retry, or escalate (grouped by whom they escalate to). The caller
+    commits; call again until ``due`` is 0."""
+    stats = SweepStats()
+    stats.failovers += handle_failed_attempts(session, now=now, limit=limit)
+    due = _claim_due(session, now, limit)
+    stats.due = len(due)
+    ctx = _context(session)
+    giving_up: list[tuple[Callout, core.Decision]] = []
+    for c in due:
+        d = core.on_due(_view(c), now)
+        if d.noop:
+            continue
+        stats.skipped_retries += d.skipped_retries
+        if d.transition is Transition.RETRY:
+            _apply(c, d, now)
+            assert d.send is not None
+            att = _send(session, c, d.send, "retry", now, ctx)
+            stats.retries += 1
+            record(session, now=now, action="callout.retried", entity_type="callout", entity_id=c.id,
+                   actor="rule:callout_deadline",
+                   payload={"attempt": att.seq, "channel": att.channel, "retries_done": c.retries_done,
+                            "skipped": d.skipped_retries, "next_action_at": c.next_action_at})
+        else:
+            giving_up.append((c, d))
+    if giving_up:
+        esc, exh, made = _escalate(session, giving_up, now=now, ctx=ctx)
+        stats.escalated += esc
+        stats.exhausted += exh
+        stats.new_callouts += made
+    session.flush()
+    return stats
+
+
+def sweep(session_factory: Any, *, now: dt.datetime, limit: int = 500, max_batches: int = 1000) -> SweepStats:
+    """Sweep until nothing is due, one transaction per batch (a crash loses at most the batch in hand)."""
+    from config.database import session_scope
+
+    total = SweepStats()
+    for _ in range(max_batches):
+        with session_scope(session_factory) as s:
+            st = sweep_batch(s, now=now, limit=limit)
+        total.add(st)
+        if st.due < limit and not st.failovers:
+            break
+    return total
+
+
+@dataclass
+class _Target:
+    contact: Contact | None
+    name: str
+    numbers: list[str]
+    role: str
+
+    @property
+    def key(self) -> str:
+        return f"contact:{self.contact.id}" if self.contact else f"phone:{self.numbers[0]}"
+
+
+def _targets(session: Session, step: str, c: Callout, now: dt.datetime,
+             cache: dict[tuple[str, str], list[_Target]]) -> list[_Target]:
+    """Who answers at ``step`` above this callout (never the callee themself)."""
+    if step == "township":
+        codes = sorted({township_of(a) for a in c.areas if not a.startswith("site:")})
+        key = (step, ",".join(codes))
+        if key not in cache:
+            cache[key] = _duty_targets(session, "township_chief", codes, now)
+    elif step == "district":
+        key = (step, "")
+        if key not in cache:
+            cache[key] = _duty_targets(session, "district_leader", None, now)
+    elif step == "leader_on_duty":
+        key = (step, "")
+        if key not in cache:
+            cache[key] = _leader_on_duty(session, now)
+    else:  # site / village are never above anyone who is called
+        return []
+    return [t for t in cache[key] if not (t.contact is not None and t.contact.id == c.contact_id)]
+
+
+def _duty_targets(session: Session, role: str, codes: Sequence[str] | None, now: dt.datetime) -> list[_Target]:
+    q = select(Duty, Contact).join(Contact, Duty.contact_id == Contact.id).where(Duty.role == role)
+    if codes is not None:
+        if not codes:
+            return []
+        q = q.where(Duty.area_code.in_(list(codes)))
+    seen: dict[int, _Target] = {}
+    for d, person in session.execute(q.order_by(Contact.id)).all():
+        if reachable(person, d, now) and person.id not in seen:
+            seen[person.id] = _Target(person, person.name, [n for n in (person.phone, person.backup_phone) if n],
+                                      role)
+    return list(seen.values())
+
+
+def _leader_on_duty(session: Session, now: dt.datetime) -> list[_Target]:
+    """The leader on duty from the roster; a number that matches a contact uses that person's numbers."""
+    from responses.roster_service import on_duty
+
+    leader = on_duty(session, now).leader
+    if leader is None or not leader.phone:
+        return []
+    from responses.contacts import PhoneError, normalize_phone
+
+    try:
+        phone = normalize_phone(leader.phone)
+    except PhoneError:
+        return []
+    person = session.execute(
+        select(Contact).where((Contact.phone == phone) | (Contact.backup_phone == phone)).limit(1)
+    ).scalar_one_or_none()
+    numbers = [phone] + ([n for n in (person.phone, person.backup_phone) if n and n != phone] if person else [])
+    return [_Target(person, leader.name, numbers, "leader_on_duty")]
+
+
+def _escalate(session: Session, items: list[tuple[Callout, core.Decision]], *, now: dt.datetime,
+              ctx: SendContext) -> tuple[int, int, int]:
+    """Give up on these callouts: each goes to the nearest step with someone on it; all that go to
+    the same person in this batch become ONE callout naming all their areas."""
+    cache: dict[tuple[str, str], list[_Target]] = {}
+    groups: dict[tuple[int, str, str], list[Callout]] = defaultdict(list)
+    targets_of: dict[tuple[int, str, str], _Target] = {}
+    decided: list[tuple[Callout, core.Decision, str | None, list[str]]] = []
+    for c, d in items:
+        missing: list[str] = []
+        chosen: str | None = None
+        for step in d.escalate_to:
+            found = _targets(session, step, c, now, cache)
+            if found:
+                chosen = step
+                for t in found:
+                    gk = (c.run_id, step, t.key)
+                    groups[gk].append(c)
+                    targets_of[gk] = t
+                break
+            missing.append(step)
+        decided.append((c, d, chosen, missing))
+    made: dict[tuple[int, str, str], Callout] = {}
+    for gk, sources in groups.items():
+        run_id, step, tkey = gk
+        t = targets_of[gk]
+        first = min(s.id for s in sources)
+        key = f"esc:{run_id}:{step}:{tkey}:{first}"
+        existing = session.execute(select(Callout).where(Callout.key == key)).scalar_one_or_none()
+        if existing is not None:
+            made[gk] = existing
+            continue
+        areas = sorted({a for s in sources for a in s.areas})
+        who = "、".join(f"{s.name}（{place_names(s.areas, ctx.names, 2)}）" for s in sources[:3])
+        if len(sources) > 3:
+            who += f"等{len(sources)}人"
+        proto = sources[0]
+        c = _new_callout(run_id=run_id, key=key, contact=t.contact, name=t.name, numbers=t.numbers, role=t.role,
+                         tier=step, areas=areas, reason="escalation", level=proto.level, calls=_calls_of(proto),
+                         now=now, drill=proto.drill, names=ctx.names,
+                         context={"escalated_from": who, "from_callouts": [s.id for s in sources]})
+        session.add(c)
+        session.flush()
+        st = core.start(_view(c), now)
+        _apply(c, st, now)
+        if st.send:
+            _send(session, c, st.send, "first", now, ctx)
+        made[gk] = c
+    escalated = exhausted = 0
+    for c, d, chosen, missing in decided:
+        for step in missing:
+            session.add(Escalation(run_id=c.run_id, from_callout_id=c.id, to_callout_ids=[], step=step, at=now,
+                                   reason=str(d.notes.get("reason", "no_answer")), target_missing=True))
+        if chosen is None:
+            final = core.Decision(Transition.EXHAUST, core.apply(c.state, Transition.EXHAUST), None,
+                                  retries_done=d.retries_done, dead_routes=d.dead_routes, notes=d.notes)
+            _apply(c, final, now)
+            notice = _notice(session, c, now, exhausted=True, ctx=ctx)
+            record(session, now=now, action="callout.unanswered", entity_type="callout", entity_id=c.id,
+                   actor="rule:callout_deadline",
+                   payload={"reason": d.notes.get("reason"), "missing_steps": missing, "notice_id": notice.id,
+                            "skipped_retries": d.skipped_retries})
+            exhausted += 1
+            continue
+        to_ids = sorted({made[gk].id for gk in made if gk[0] == c.run_id and gk[1] == chosen
+                         and c in groups[gk]})
+        esc_d = core.Decision(Transition.ESCALATE, core.apply(c.state, Transition.ESCALATE), None,
+                              retries_done=d.retries_done, dead_routes=d.dead_routes, notes=d.notes)
+        _apply(c, esc_d, now)
+        c.escalated_at = now
+        notice = _notice(session, c, now, exhausted=False, ctx=ctx, step=chosen)
+        session.add(Escalation(run_id=c.run_id, from_callout_id=c.id, to_callout_ids=to_ids, step=chosen, at=now,
+                               reason=str(d.notes.get("reason", "no_answer")), notice_id=notice.id))
+        record(session, now=now, action="callout.escalated", entity_type="callout", entity_id=c.id,
+               actor="rule:callout_deadline",
+               payload={"step": chosen, "to_callouts": to_ids, "missing_steps": missing,
+                        "reason": d.notes.get("reason"), "skipped_retries": d.skipped_retries})
+        escalated += 1
+    session.flush()
+    return escalated, exhausted, len([m for m in made.values() if m.created_at == now])
+
+
+_STEP_ZH = {"township": "镇（街道）负责人", "district": "区领导", "leader_on_duty": "带班领导"}
+
+
+def _notice(session: Session, c: Callout, now: dt.datetime, *, exhausted: bool, ctx: SendContext,
+            step: str | None = None) -> Notice:
+    where = place_names(c.areas, ctx.names, 3)
+    if exhausted:
+        zh = f"叫应无人应答：{c.name}（{where}）未应答，且无上级可升级，请值班员电话确认"
+        en = f"Callout unanswered: {c.name} did not answer and nobody is left to escalate to; phone them"
+    else:
+        zh = f"叫应升级：{c.name}（{where}）未在时限内应答，已升级至{_STEP_ZH.get(step or '', step)}"
+        en = f"Callout escalated: {c.name} did not answer in time; escalated to {step}"
+    n = Notice(created_at=now, kind="callout_unanswered" if exhausted else "callout_escalated",
+               recipient_role="duty_officer", subject=zh[:300], subject_en=en[:300], entity_type="callout",
+               entity_id=str(c.id))
+    session.add(n)
+    session.flush()
+    return n
+
+
+# ---------------------------------------------------------------------------------------------- failures
+
+
+def _sync_attempt(att: Attempt, msg: OutboxMessage, now: dt.datetime) -> bool:
+    """Copy the message's state onto the attempt; True when it changed."""
+    changed = False
+    if msg.provider_id and att.provider_id != msg.provider_id:
+        att.provider_id = msg.provider_id
+        changed = True
+    if att.status != msg.state and msg.state not in ("claimed",):
+        att.status = msg.state
+        att.history = [*att.history, {"at": now.isoformat(), "status": msg.state,
+                                      "provider_status": msg.provider_status, "error": msg.last_error}]
+        changed = True
+    if changed:
+        att.updated_at = now
+    return changed
+
+
+def _is_route_failure(msg: OutboxMessage) -> bool:
+    return msg.state == "failed" and (msg.provider_status or "").lower() not in NOT_ANSWERED_STATUSES
+
+
+def handle_failed_attempts(session: Session, *, now: dt.datetime, limit: int = 500) -> int:
+    """Tries whose message failed for good (invalid or blocked number): fail over at once."""
+    q = (select(Attempt, OutboxMessage).join(OutboxMessage, Attempt.message_id == OutboxMessage.id)
+         .where(Attempt.failure_handled.is_(False), OutboxMessage.state.in_(("failed", "expired")))
+         .order_by(Attempt.id).limit(limit))
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(of=Attempt, skip_locked=True)
+    rows = session.execute(q).all()
+    n = 0
+    ctx: SendContext | None = None
+    for att, msg in rows:
+        att.failure_handled = True
+        _sync_attempt(att, msg, now)
+        if not _is_route_failure(msg):
+            continue
+        ctx = ctx or _context(session)
+        if _fail_over(session, att, now=now, ctx=ctx):
+            n += 1
+    return n
+
+
+def _fail_over(session: Session, att: Attempt, *, now: dt.datetime, ctx: SendContext) -> bool:
+    c = session.get(Callout, att.callout_id, with_for_update=session.get_bind().dialect.name == "postgresql")
+    if c is None:
+        return False
+    d = core.on_send_failed(_view(c), now, core.route_key(att.channel, att.number))
+    if d.noop:
+        c.dead_routes = list(d.dead_routes)
+        return False
+    if d.transition is Transition.FAILOVER:
+        _apply(c, d, now)
+        assert d.send is not None
+        new = _send(session, c, d.send, "failover", now, ctx)
+        record(session, now=now, action="callout.failed_over", entity_type="callout", entity_id=c.id,
+               actor="rule:send_failure",
+               payload={"failed_attempt": att.seq, "failed_route": core.route_key(att.channel, att.number),
+                        "attempt": new.seq, "channel": new.channel, "number": new.number})
+        return True
+    c.dead_routes = list(d.dead_routes)
+    _escalate(session, [(c, d)], now=now, ctx=ctx)
+    return True
+
+
+def on_message_final(session: Session, msg: OutboxMessage) -> None:
+    """Status handler for the webhook layer: a provider callback ended a message."""
+    if msg.subject_type != SUBJECT or not msg.subject_id:
+        return
+    att = session.get(Attempt, int(msg.subject_id))
+    if att is None:
+        return
+    now = msg.finished_at or msg.delivered_at or msg.created_at
+    _sync_attempt(att, msg, now)
+    if msg.state in ("failed", "expired") and not att.failure_handled:
+        att.failure_handled = True
+        if _is_route_failure(msg):
+            _fail_over(session, att, now=now, ctx=_context(session))
+
+
+# ---------------------------------------------------------------------------------------------- answers
+
+
+def record_answer(session: Session, c: Callout, *, now: dt.datetime, channel: AnswerChannel, kind: AnswerKind,
+                  entered_by: str, raw: str = "", note: str = "", report: dict[str, Any] | None = None,
+                  attempt_id: int | None = None, from_number: str | None = None,
+                  inbound_id: int | None = None) -> Answer:
+    """An answer stops the callout's timeline; a late one (after the deadline, even after the
+    escalation) is kept and marked late."""
+    if c.state == CalloutState.CANCELLED.value:
+        raise CalloutError(409, "callout_cancelled", "该叫应已取消（响应已结束），不能再应答",
+                           "the callout was cancelled (the run closed)")
+    d = core.on_answer(_view(c), now)
+    ans = Answer(callout_id=c.id, attempt_id=attempt_id, channel=channel.value, kind=kind.value, late=bool(d.late),
+                 at=now, from_number=from_number, raw=raw[:2000], note=note[:2000], report=report or {},
+                 entered_by=entered_by, inbound_id=inbound_id)
+    session.add(ans)
+    first = d.transition is Transition.ANSWER
+    if first:
+        was = c.state
+        _apply(c, d, now)
+        c.answered_at, c.answer_late = now, bool(d.late)
+        if was != CalloutState.CALLING.value:
+            c.next_action_at = None
+    session.flush()
+    record(session, now=now, action="callout.answered" if first else "callout.answered_again",
+           entity_type="callout", entity_id=c.id, actor=entered_by,
+           payload={"answer_id": ans.id, "channel": channel.value, "kind": kind.value, "late": bool(d.late),
+                    "seconds": int((now - c.started_at).total_seconds()), "note": note[:500],
+                    "report": report or {}, "raw": raw[:200]})
+    return ans
+
+
+def _answerable_for_number(session: Session, number: str) -> list[Callout]:
+    return list(session.execute(
+        select(Callout).join(Attempt, Attempt.callout_id == Callout.id)
+        .where(Attempt.number == number, Callout.state != CalloutState.CANCELLED.value)
+        .order_by(Callout.started_at.desc(), Callout.id.desc())
+    ).scalars().unique())
+
+
+def handle_inbound(session: Session, answer: Any) -> Answer | None:
+    """Answer handler for the webhook layer (an ``InboundAnswer``): a keypress answers the call it
+    was pressed in; an SMS reply answers that person's most recent unanswered callout (else the one
+    the reply points at, as a further answer)."""
+    now: dt.datetime = answer.received_at
+    att: Attempt | None = None
+    if answer.subject_type == SUBJECT and answer.subject_id:
+        att = session.get(Attempt, int(answer.subject_id))
+    if answer.kind == "keypress":
+        parsed: ParsedAnswer | None = parse_keypress(answer.text)
+        channel = AnswerChannel.KEYPRESS
+    else:
+        parsed = parse_reply(answer.text)
+        channel = AnswerChannel.SMS_REPLY
+    if parsed is None:
+        return None
+    target: Callout | None = None
+    if answer.kind == "keypress" and att is not None:
+        target = session.get(Callout, att.callout_id)
+    else:
+        candidates = _answerable_for_number(session, answer.from_number)
+        open_ = [c for c in candidates if c.state != CalloutState.ANSWERED.value]
+        if att is not None:
+            pointed = next((c for c in open_ if c.id == att.callout_id), None)
+            target = pointed or (open_[0] if open_ else session.get(Callout, att.callout_id))
+        else:
+            target = open_[0] if open_ else (candidates[0] if candidates else None)
+    if target is None:
+        return None
+    attempt_id = att.id if att is not None and att.callout_id == target.id else None
+    return record_answer(session, target, now=now, channel=channel, kind=parsed.kind, raw=answer.text,
+                         report=parsed.report, attempt_id=attempt_id, from_number=answer.from_number,
+                         inbound_id=answer.inbound_id, entered_by=f"phone:{answer.from_number}")
+
+
+# ---------------------------------------------------------------------------------------------- run end
+
+
+CALLING_ACTIONS = frozenset({"started", "raised", "areas_extended", "revised_by_decision", "reactivated"})
+STOPPING_ACTIONS = frozenset({"closing", "closed"})
+
+
+def on_run_event(session: Session, run: ResponseRun, action: str, *, actor: str, now: dt.datetime) -> None:
+    """Hook called by the run service after each run event, in its transaction: a started (or
+    grown) run calls its responsible people; a run that ends stops calling. Under a savepoint: a
+    failure here is logged and never loses the run event itself."""
+    if action not in CALLING_ACTIONS and action not in STOPPING_ACTIONS:
+        return
+    try:
+        with session.begin_nested():
+            if action in CALLING_ACTIONS and run.state == "active":
+                create_run_callouts(session, run, now=now, actor=actor)
+            elif action in STOPPING_ACTIONS:
+                cancel_run_callouts(session, run.id, now=now, actor=actor)
+    except Exception as exc:  # logged for the duty officer; the run goes on
+        log.exception("callout hook failed for run %s (%s)", run.id, action)
+        record(session, now=now, action="callouts.hook_failed", entity_type="response_run", entity_id=run.id,
+               actor="system", payload={"run_action": action, "error": f"{type(exc).__name__}: {exc}"[:500]})
+
+
+def cancel_run_callouts(session: Session, run_id: int, *, now: dt.datetime, actor: str) -> int:
+    """The run ended: stop every callout still calling. Escalated and unanswered ones stay open to
+    a late answer; answers already in stay as they are."""
+    rows = session.execute(select(Callout).where(
+        Callout.run_id == run_id, Callout.state == CalloutState.CALLING.value)).scalars().all()
+    for c in rows:
+        d = core.on_cancel(_view(c), now)
+        if not d.noop:
+            _apply(c, d, now)
+    if rows:
+        record(session, now=now, action="callouts.cancelled", entity_type="response_run", entity_id=run_id,
+               actor=actor, payload={"callouts": [c.id for c in rows]})
+    session.flush()
+    return len(rows)
+
+
+# ---------------------------------------------------------------------------------------------- board
+
+
+def _local(when: dt.datetime | None, tz: dt.tzinfo | None) -> str | None:
+    if when is None:
+        return None
+    return when.astimezone(tz).isoformat(timespec="seconds") if tz else when.isoformat(timespec="seconds")
+
+
+def board(session: Session, run_id: int, *, now: dt.datetime, tz: dt.tzinfo | None = None) -> dict[str, Any]:
+    """Per run: who, which areas, state, time to answer, attempts, escalations."""
+    callouts = list(session.execute(select(Callout).where(Callout.run_id == run_id)
+                                    .order_by(Callout.rank, Callout.id)).scalars())
+    ids = [c.id for c in callouts]
+    attempts: dict[int, list[Attempt]] = defaultdict(list)
+    answers: dict[int, list[Answer]] = defaultdict(list)
+    escalations: dict[int, list[Escalation]] = defaultdict(list)
+    if ids:
+        for a in session.execute(select(Attempt).where(Attempt.callout_id.in_(ids)).order_by(Attempt.seq)).scalars():
+            attempts[a.callout_id].append(a)
+        for an in session.execute(select(Answer).where(Answer.callout_id.in_(ids)).order_by(Answer.id)).scalars():
+            answers[an.callout_id].append(an)
+        for e in session.execute(select(Escalation).where(Escalation.run_id == run_id)
+                                 .order_by(Escalation.id)).scalars():
+            escalations[e.from_callout_id].append(e)
+    msgs: dict[int, OutboxMessage] = {}
+    msg_ids = [a.message_id for lst in attempts.values() for a in lst if a.message_id]
+    for i in range(0, len(msg_ids), 900):
+        for m in session.execute(select(OutboxMessage).where(OutboxMessage.id.in_(msg_ids[i:i + 900]))).scalars():
+            msgs[m.id] = m
+    rows = []
+    counts: dict[str, int] = defaultdict(int)
+    for c in callouts:
+        counts[c.state] += 1
+        if c.answer_late:
+            counts["late"] += 1
+        overdue = c.state == CalloutState.CALLING.value and now > c.deadline_at
+        counts["overdue"] += int(overdue)
+        rows.append({
+            "id": c.id, "name": c.name, "role": c.role, "tier": c.tier, "reason": c.reason,
+            "areas": [{"code": a, "name": n} for a, n in zip(c.areas, c.area_names or c.areas, strict=False)],
+            "state": c.state, "state_zh": core.STATE_ZH[CalloutState(c.state)], "overdue": overdue,
+            "started_at": _local(c.started_at, tz), "deadline_at": _local(c.deadline_at, tz),
+            "answered_at": _local(c.answered_at, tz), "late": c.answer_late,
+            "seconds_to_answer": int((c.answered_at - c.started_at).total_seconds()) if c.answered_at else None,
+            "seconds_left": int((c.deadline_at - now).total_seconds()) if c.state == "calling" else None,
+            "next_action_at": _local(c.next_action_at, tz), "escalated_from": c.context.get("from_callouts", []),
+            "attempts": [{"seq": a.seq, "channel": a.channel, "number": a.number, "reason": a.reason,
+                          "status": (msgs[a.message_id].state if a.message_id in msgs else a.status),
+                          "provider_id": a.provider_id or (msgs[a.message_id].provider_id
+                                                           if a.message_id in msgs else None),
+                          "at": _local(a.created_at, tz)} for a in attempts[c.id]],
+            "answers": [{"id": an.id, "channel": an.channel, "kind": an.kind, "late": an.late,
+                         "at": _local(an.at, tz), "note": an.note, "report": an.report,
+                         "entered_by": an.entered_by} for an in answers[c.id]],
+            "escalations": [{"step": e.step, "at": _local(e.at, tz), "to": e.to_callout_ids,
+                             "target_missing": e.target_missing, "reason": e.reason} for e in escalations[c.id]],
+        })
+    return {"run_id": run_id, "now": _local(now, tz), "total": len(callouts), "counts": dict(counts),
+            "callouts": rows}
+
+
+def get_callout(session: Session, callout_id: int, *, lock: bool = False) -> Callout | None:
+    return session.get(Callout, callout_id, with_for_update=lock and session.get_bind().dialect.name == "postgresql")
+
+
+def callouts_for_run(session: Session, run_id: int) -> list[Callout]:
+    return list(session.execute(select(Callout).where(Callout.run_id == run_id).order_by(Callout.id)).scalars())

@@ -1,0 +1,77 @@
+"""Tables of responsible people (责任人) and their duties, and the imports that brought them in.
+
+A phone number belongs to one person (unique), so an SMS reply or a keypress finds its sender;
+a duty's ``place`` (an area code, or ``site:<id>``) makes "same person, same role, same place"
+unique even though area and site are each optional.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from config.database import Base
+
+
+class Contact(Base):
+    __tablename__ = "contact"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    phone: Mapped[str] = mapped_column(String(20), unique=True)  # E.164
+    backup_phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    two_way_sms: Mapped[bool] = mapped_column(default=False)  # the number can answer by SMS reply
+    active: Mapped[bool] = mapped_column(default=True)
+    active_from: Mapped[dt.datetime | None]
+    active_to: Mapped[dt.datetime | None]
+    demo: Mapped[bool] = mapped_column(default=False)  # from the shipped fake list; reaches nobody
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+    duties: Mapped[list[Duty]] = relationship(back_populates="contact", cascade="all, delete-orphan",
+                                              order_by="Duty.id")
+
+
+class Duty(Base):
+    __tablename__ = "duty"
+    __table_args__ = (
+        UniqueConstraint("contact_id", "role", "place", name="uq_duty_contact_role_place"),
+        Index("ix_duty_role_area", "role", "area_code"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    area_code: Mapped[str | None] = mapped_column(String(12))
+    site_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    place: Mapped[str] = mapped_column(String(80))  # area code or "site:<id>"
+    active_from: Mapped[dt.datetime | None]
+    active_to: Mapped[dt.datetime | None]
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("contact_import.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime]
+
+    contact: Mapped[Contact] = relationship(back_populates="duties")
+
+
+class ContactImport(Base):
+    """One import of a contact list; the file is kept verbatim so a rejected row can be inspected."""
+
+    __tablename__ = "contact_import"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    filename: Mapped[str] = mapped_column(String(300))
+    format: Mapped[str] = mapped_column(String(8))  # csv | xlsx
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(12))  # applied | rejected | partial
+    rows_total: Mapped[int] = mapped_column(default=0)
+    rows_ok: Mapped[int] = mapped_column(default=0)
+    contacts_added: Mapped[int] = mapped_column(default=0)
+    duties_added: Mapped[int] = mapped_column(default=0)
+    errors: Mapped[list[Any]] = mapped_column(default=list)
+    imported_at: Mapped[dt.datetime]
+    imported_by: Mapped[str] = mapped_column(String(120))

@@ -1,0 +1,453 @@
+"""Runs a drill scenario end to end on a virtual clock, then builds its audit report.
+
+The runner plays the *people* of the scenario — the source that sends the feeds, the departments
+that judge, the leader who decides and later closes the run, the responsible people who answer and
+carry out measures — and lets the *system* do everything else through its own scheduled jobs, handed
+in by the caller (the composition root knows them; this module does not). The clock jumps from one
+due moment to the next: the scenario's own times, and the deadlines the system keeps in its tables
+(callout next actions, consultation deadlines, measure and report deadlines, outbox retries, warning
+expiry), with a bounded step as a safety net. Six virtual hours take seconds, and the same scenario
+on a fresh database gives the same report every time.
+
+Nothing leaves: the Twilio settings of the runtime are cleared and the only notifier is the drill's
+in-process fake. Every warning the drill feeds in is marked ``exercise``, so every record it causes
+carries the drill flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from config.clock import VirtualClock
+from config.database import session_scope
+from config.runtime import Runtime
+from config.settings import TwilioSettings
+from config.users import find_department
+from responses.audit.builder import build_report
+from responses.audit.render import write_report
+from responses.drill.notifier import drill_notifier
+from responses.drill.scenario import LoadedScenario, Scenario
+from responses.notifiers.fake import FakeNotifier
+
+Job = Callable[[Runtime], object]
+Progress = Callable[[dt.datetime, str], None]
+
+ACTOR = "drill"
+DUTY_OFFICER = "user:drill-duty-officer"
+LEADER = "user:drill-leader"
+CHANNELS = {"keypress": "keypress", "sms": "sms_reply", "web": "web", "phone": "duty_officer"}
+OPEN_MEASURES = ("ordered", "acknowledged", "in_progress")
+
+
+class DrillError(Exception):
+    def __init__(self, zh: str, en: str) -> None:
+        self.zh, self.en = zh, en
+        super().__init__(f"{zh} / {en}")
+
+
+@dataclass
+class DrillResult:
+    report: dict[str, Any]
+    paths: dict[str, Path]
+    steps: int
+    elapsed_s: float
+    notifier: FakeNotifier
+    log: list[tuple[str, str]] = field(default_factory=list)  # (ISO time, what happened)
+
+    @property
+    def messages_sent(self) -> int:
+        return len(self.notifier.sent)
+
+
+# ---------------------------------------------------------------------------------------------- set-up
+
+
+def make_safe(rt: Runtime, scenario: Scenario) -> FakeNotifier:
+    """Cut the runtime off from every real provider and install the drill's fake one."""
+    from responses.sender import Sender, SenderConfig
+
+    rt.settings = rt.settings.model_copy(update={"twilio": TwilioSettings()})
+    old = rt.state.pop("messaging_sender", None)
+    if old is not None:
+        old.close()
+    faults = scenario.behaviour.provider_faults
+    notifier = drill_notifier(faults.rate if faults else 0.0, salt=scenario.name)
+    rt.state["messaging_notifiers"] = {"twilio": notifier, "fake": notifier, "drill": notifier}
+    # One worker and a fixed seed: the order of sends and the retry back-off are the same on every run.
+    rt.state["messaging_sender"] = Sender(rt.session_factory, rt.state["messaging_notifiers"], clock=rt.clock,
+                                          config=SenderConfig(concurrency=1, public_base_url=None),
+                                          worker_id="drill", seed=0)
+    return notifier
+
+
+def prepare(session: Session, loaded: LoadedScenario, *, now: dt.datetime, tz: dt.tzinfo) -> None:
+    """The people of the drill: its contacts (or the region's demo list) and a shift with a leader on duty."""
+    from responses import contacts_service
+    from responses.contacts_models import Contact, Duty
+    from responses.roster import Person, ShiftSpec
+    from responses.roster_service import on_duty, upsert_shift
+
+    s = loaded.scenario
+    if s.contacts:
+        path = loaded.resolve(s.contacts)
+        report = contacts_service.import_contacts(session, data=path.read_bytes(), filename=path.name, actor=ACTOR,
+                                                  now=now, tz=tz, skip_invalid=False)
+        if getattr(report, "status", "applied") == "rejected":
+            raise DrillError(f"联系人文件 {s.contacts} 有错误：{report.errors[:3]}",
+                             f"contacts file {s.contacts} has errors: {report.errors[:3]}")
+    else:
+        contacts_service.seed_demo_contacts(session, now=now, tz=tz)
+    if on_duty(session, now).leader is None:
+        leader = session.execute(
+            select(Contact).join(Duty, Duty.contact_id == Contact.id).where(Duty.role == "district_leader")
+            .order_by(Contact.id).limit(1)).scalar_one_or_none()
+        if leader is not None:
+            upsert_shift(session, ShiftSpec(starts_at=now - dt.timedelta(hours=1), ends_at=s.end + dt.timedelta(days=1),
+                                            leader=Person(leader.name, leader.phone), label="演练值班 / drill shift"),
+                         roster_id=None, actor=ACTOR, now=now)
+
+
+def _drill_feed(session: Session, fmt: str, now: dt.datetime) -> Any:
+    from warning.models import Feed
+
+    name = f"drill-{fmt}"
+    feed = session.execute(select(Feed).where(Feed.name == name)).scalar_one_or_none()
+    if feed is None:
+        feed = Feed(name=name, title=f"演练输入（{fmt}）/ drill input", adapter=fmt, url=None, poll_seconds=0,
+                    enabled=False, source="config", created_at=now, updated_at=now)
+        session.add(feed)
+        session.flush()
+    return feed
+
+
+def _exercise_parser(fmt: str) -> Callable[[bytes, Any], Any]:
+    """The format's parser, with every warning it yields marked as an exercise (CAP ``status=Exercise``)."""
+    from warning.draft import Status
+    from warning.feeds import get_parser
+
+    base = get_parser(fmt)
+
+    def parse(body: bytes, ctx: Any) -> Any:
+        result = base(body, ctx)
+        result.warnings = [dataclasses.replace(w, status=Status.EXERCISE) for w in result.warnings]
+        return result
+
+    return parse
+
+
+# ---------------------------------------------------------------------------------------------- the people
+
+
+class Players:
+    """The simulated people. Each action happens once, at or after its due time; ``next_due`` says when."""
+
+    def __init__(self, loaded: LoadedScenario, rt: Runtime) -> None:
+        self.loaded = loaded
+        self.s = loaded.scenario
+        self.rt = rt
+        self.fed: set[int] = set()
+        self.given_up: set[tuple[str, int, str]] = set()  # actions the system refused: tried once, logged once
+        self.log: list[tuple[str, str]] = []
+
+    def note(self, now: dt.datetime, text: str) -> None:
+        self.log.append((now.astimezone(self.rt.settings.tz).isoformat(timespec="seconds"), text))
+
+    # -- what is due, and when the next thing will be
+    def act(self, now: dt.datetime) -> list[dt.datetime]:
+        """Do everything due at ``now``; return the future moments something will be due."""
+        upcoming: list[dt.datetime] = []
+        for i, ev in enumerate(self.s.events):
+            at = self.s.start + ev.at
+            if i in self.fed:
+                continue
+            if at <= now:
+                self._feed(i, now)
+                self.fed.add(i)
+            else:
+                upcoming.append(at)
+        for step in (self._judgements, self._decisions, self._answers, self._measures, self._close_runs):
+            with session_scope(self.rt.session_factory) as session:
+                upcoming += step(session, now)
+        return upcoming
+
+    def _feed(self, i: int, now: dt.datetime) -> None:
+        from warning.changes import listeners_of
+        from warning.service import ingest_payload
+
+        ev = self.s.events[i]
+        body = self.loaded.resolve(ev.feed.file).read_bytes()
+        with session_scope(self.rt.session_factory) as session:
+            feed = _drill_feed(session, ev.feed.format, now)
+            out = ingest_payload(session, feed=feed, body=body, content_type=None, now=now,
+                                 source_url=f"drill:{ev.feed.file}", listeners=listeners_of(self.rt.state),
+                                 parser=_exercise_parser(ev.feed.format))
+        self.note(now, f"输入 {ev.feed.file}：{out.state}，新预警 {out.created}")
+
+    def _judgements(self, session: Session, now: dt.datetime) -> list[dt.datetime]:
+        from warning import consultation_service as cs
+        from warning.consultation_models import Consultation, Judgement
+
+        upcoming: list[dt.datetime] = []
+        rules = self.s.behaviour.judgements
+        if not rules:
+            return upcoming
+        open_ = session.execute(select(Consultation).where(Consultation.drill.is_(True),
+                                                           Consultation.closed_at.is_(None),
+                                                           Consultation.dismissed_at.is_(None))
+                                .order_by(Consultation.id)).scalars().all()
+        for c in open_:
+            done = set(session.execute(select(Judgement.department)
+                                       .where(Judgement.consultation_id == c.id)).scalars())
+            for rule in rules:
+                dept = find_department(session, rule.department)
+                code = dept.code if dept else rule.department
+                if code not in (c.invited or []) or code in done:
+                    continue
+                due = c.opened_at + rule.after
+                if due > now:
+                    upcoming.append(due)
+                    continue
+                if ("judge", c.id, code) in self.given_up:
+                    continue
+                try:
+                    cs.record_judgement(session, c.id, cs.JudgementInput(
+                        department=code, assessed_level=rule.level, trend="steady", confidence="high",
+                        text="演练模拟研判 / simulated judgement"), actor=f"user:drill-{code}", now=now)
+                    self.note(now, f"{rule.department} 研判：{rule.level}")
+                except Exception as exc:  # e.g. the consultation was decided meanwhile: the drill records it
+                    self.given_up.add(("judge", c.id, code))
+                    self.note(now, f"{rule.department} 研判未能记录：{exc}")
+                done.add(code)
+        return upcoming
+
+    def _decisions(self, session: Session, now: dt.datetime) -> list[dt.datetime]:
+        from warning import consultation_service as cs
+        from warning.consultation_models import Consultation
+
+        rule = self.s.behaviour.decision
+        if rule is None:
+            return []
+        upcoming: list[dt.datetime] = []
+        pending = session.execute(select(Consultation).where(Consultation.drill.is_(True),
+                                                             Consultation.decided_at.is_(None),
+                                                             Consultation.closed_at.is_(None),
+                                                             Consultation.dismissed_at.is_(None))
+                                  .order_by(Consultation.id)).scalars().all()
+        for c in pending:
+            due = c.opened_at + rule.after
+            if due > now:
+                upcoming.append(due)
+                continue
+            if ("decide", c.id, "") in self.given_up:
+                continue
+            try:
+                cs.decide(session, c.id, cs.DecisionInput(final_level=rule.level, reason="演练模拟决策"),
+                          actor=LEADER, now=now, listeners=cs.decision_listeners_of(self.rt.state))
+                self.note(now, f"带班领导决策：{rule.level}")
+            except Exception as exc:
+                self.given_up.add(("decide", c.id, ""))
+                self.note(now, f"决策未能记录：{exc}")
+        return upcoming
+
+    def _answers(self, session: Session, now: dt.datetime) -> list[dt.datetime]:
+        from responses.callout_models import Callout
+        from responses.callout_service import record_answer
+        from responses.callouts import AnswerChannel, AnswerKind
+        from responses.contacts_models import Duty
+
+        upcoming: list[dt.datetime] = []
+        if not self.s.behaviour.answers:
+            return upcoming
+        waiting = session.execute(select(Callout).where(Callout.drill.is_(True), Callout.answered_at.is_(None),
+                                                        Callout.state != "cancelled")
+                                  .order_by(Callout.id)).scalars().all()
+        for c in waiting:
+            areas = list(c.areas or [])
+            if c.contact_id is not None:
+                areas = [a for a in session.execute(select(Duty.place).where(Duty.contact_id == c.contact_id))
+                         .scalars()] or areas
+            rule = self.s.behaviour.answer_rule(areas=areas, role=c.role, phone=(c.numbers or [None])[0])
+            if rule is None or rule.after is None:
+                continue
+            due = c.started_at + rule.after
+            if due > now:
+                upcoming.append(due)
+                continue
+            if c.attempts and all(a.status in ("failed", "expired") for a in c.attempts):
+                continue  # nothing reached them yet; they answer once a try gets through
+            record_answer(session, c, now=now, channel=AnswerChannel(CHANNELS[rule.channel]),
+                          kind=AnswerKind.RECEIVED,
+                          entered_by=DUTY_OFFICER if rule.channel == "phone" else f"person:{c.contact_id}",
+                          note="演练模拟应答 / simulated answer")
+            self.note(now, f"{c.name} 应答（{rule.channel}）")
+        return upcoming
+
+    def _measures(self, session: Session, now: dt.datetime) -> list[dt.datetime]:
+        from responses import measure_service
+        from responses.measure_models import MeasureOrder
+
+        rule = self.s.behaviour.measures
+        if rule is None:
+            return []
+        upcoming: list[dt.datetime] = []
+        orders = session.execute(select(MeasureOrder).where(MeasureOrder.drill.is_(True),
+                                                            MeasureOrder.ended_at.is_(None))
+                                 .order_by(MeasureOrder.id)).scalars().all()
+        for m in orders:
+            if m.state in OPEN_MEASURES:
+                action, since = "carry_out", m.ordered_at
+            elif m.state == "lifting" and m.lift_ordered_at is not None:
+                action, since = "confirm_lifted", m.lift_ordered_at
+            else:
+                continue
+            due = since + rule.after
+            if due > now:
+                upcoming.append(due)
+                continue
+            if (action, m.id, m.state) in self.given_up:
+                continue
+            try:
+                measure_service.transition(session, m, action, actor=f"user:drill-{m.unit_kind}", now=now,
+                                           report=_measure_report(m) if action == "carry_out" else None,
+                                           tz=self.rt.settings.tz)
+                self.note(now, f"措施 {m.label}：{action}")
+            except Exception as exc:
+                self.given_up.add((action, m.id, m.state))
+                self.note(now, f"措施 {m.label} 未能{action}：{exc}")
+        return upcoming
+
+    def _close_runs(self, session: Session, now: dt.datetime) -> list[dt.datetime]:
+        """The leader closes a run once it is closing and every measure is lifted or waived."""
+        from responses import measure_service, service
+        from responses.models import ResponseRun
+
+        for run in session.execute(select(ResponseRun).where(ResponseRun.drill.is_(True),
+                                                             ResponseRun.state == "closing")).scalars().all():
+            try:
+                measure_service.close_guard(session, run)
+            except Exception:
+                continue
+            service.close_run(session, run, actor=LEADER, now=now, note="演练：措施均已解除")
+            self.note(now, f"响应 {run.number} 结束")
+        return []
+
+
+def _measure_report(m: Any) -> dict[str, Any]:
+    """A plausible carry-out report: the figure the measure's kind requires, and a note."""
+    from responses.measures import REQUIRED_FIGURE, MeasureKind
+
+    try:
+        need = REQUIRED_FIGURE.get(MeasureKind(m.kind))
+    except ValueError:
+        need = None
+    report: dict[str, Any] = {"note": "演练模拟 / simulated"}
+    if need:
+        report[need] = (m.expected or 0) if need == "people_evacuated" else max(1, len(m.area_codes or []))
+    return report
+
+
+# ---------------------------------------------------------------------------------------------- the clock
+
+
+def system_due_times(session: Session, now: dt.datetime) -> list[dt.datetime]:
+    """The next deadline each domain keeps in its tables (only those after ``now``)."""
+    from responses.callout_models import Callout
+    from responses.info_report_models import InfoReport
+    from responses.measure_models import MeasureOrder
+    from responses.messaging_models import OutboxMessage
+    from warning.consultation_models import Consultation
+    from warning.models import Warning
+
+    queries = [
+        select(func.min(Callout.next_action_at)).where(Callout.next_action_at > now),
+        select(func.min(Consultation.deadline)).where(Consultation.deadline > now,
+                                                      Consultation.closed_at.is_(None)),
+        select(func.min(MeasureOrder.deadline)).where(MeasureOrder.deadline > now, MeasureOrder.ended_at.is_(None)),
+        select(func.min(MeasureOrder.lift_deadline)).where(MeasureOrder.lift_deadline > now,
+                                                           MeasureOrder.ended_at.is_(None)),
+        select(func.min(InfoReport.due_at)).where(InfoReport.due_at > now, InfoReport.state == "draft"),
+        select(func.min(OutboxMessage.next_try_at)).where(OutboxMessage.next_try_at > now,
+                                                          OutboxMessage.state == "queued"),
+        select(func.min(Warning.expires)).where(Warning.expires > now, Warning.state == "active"),
+        select(func.min(Warning.held_until)).where(Warning.held_until > now, Warning.state == "held"),
+    ]
+    out = []
+    for q in queries:
+        v = session.execute(q).scalar()
+        if v is not None:
+            out.append(v if v.tzinfo else v.replace(tzinfo=dt.UTC))
+    return out
+
+
+def run_drill(loaded: LoadedScenario, rt: Runtime, jobs: Sequence[Job], *, out_dir: Path | None = None,
+              max_step: dt.timedelta = dt.timedelta(minutes=5), progress: Progress | None = None) -> DrillResult:
+    """Play the scenario on ``rt`` (a migrated database, a ``VirtualClock``) and write the report."""
+    from responses import engine
+
+    started = time.perf_counter()
+    s = loaded.scenario
+    clock = rt.clock
+    if not isinstance(clock, VirtualClock):
+        raise DrillError("演练只能在虚拟时钟上运行", "a drill runs on a virtual clock only")
+    if clock.now() > s.start:
+        raise DrillError("虚拟时钟已过演练开始时间", "the virtual clock is already past the scenario start")
+    clock.set(s.start)
+    notifier = make_safe(rt, s)
+    engine.install(rt.state)
+    tz = rt.settings.tz
+    with session_scope(rt.session_factory) as session:
+        prepare(session, loaded, now=s.start, tz=tz)
+    players = Players(loaded, rt)
+    steps = 0
+    now = s.start
+    while True:
+        steps += 1
+        upcoming = players.act(now)
+        for _ in range(2):  # the second pass sends what the first queued, at the same moment
+            for job in jobs:
+                _run_job(rt, job)
+        upcoming += players.act(now)  # people react to what the jobs just did (e.g. a call that went out)
+        with session_scope(rt.session_factory) as session:
+            upcoming += system_due_times(session, now)
+        if progress:
+            progress(now, f"第 {steps} 步 / step {steps}")
+        if now >= s.end:
+            break
+        nxt = min([t for t in upcoming if t > now] + [now + max_step, s.end])
+        clock.set(nxt)
+        now = nxt
+    with session_scope(rt.session_factory) as session:
+        report = build_report(session, now=now, tz=tz, drill=True, scenario=_scenario_summary(loaded),
+                              title=f"{s.name} 时效审计报告")
+    paths = write_report(report, out_dir) if out_dir is not None else {}
+    sender = rt.state.pop("messaging_sender", None)
+    if sender is not None:
+        sender.close()
+    return DrillResult(report, paths, steps, time.perf_counter() - started, notifier, players.log)
+
+
+def _run_job(rt: Runtime, job: Job) -> None:
+    try:
+        job(rt)
+    except Exception as exc:  # one failing job must not stop the drill; the failure is kept for the report
+        errors = rt.state.setdefault("drill_job_errors", [])
+        errors.append({"at": rt.now().isoformat(), "job": getattr(job, "__name__", str(job)),
+                       "error": f"{type(exc).__name__}: {exc}"})
+
+
+def _scenario_summary(loaded: LoadedScenario) -> dict[str, Any]:
+    s = loaded.scenario
+    return {
+        "name": s.name, "file": loaded.path.name, "start": s.start.isoformat(),
+        "duration_s": s.duration.total_seconds(),
+        "events": [{"at_s": e.at.total_seconds(), "format": e.feed.format, "file": e.feed.file} for e in s.events],
+    }

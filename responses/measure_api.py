@@ -1,0 +1,199 @@
+"""Measures API (/measures) and information reports API (/reports).
+
+Reading is open to every role. Recording what a unit reported (acknowledged, started, carried out,
+lift acknowledged, lifted, rejected) and assigning people is the duty desk's; ordering, cancelling,
+waiving and lifting a measure alone is the leader's. Every change is in the event log.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from config.errors import ApiError, not_found
+from config.eventlog import events_for
+from config.users import Role, User
+from config.web import ALL_ROLES, DB, STAFF, ClockDep, SettingsDep, actor_of, require
+from responses import info_report_service, measure_service
+from responses import measures as rules
+from responses.info_report_models import InfoReport
+from responses.measure_models import MeasureOrder
+from responses.measure_schemas import (
+    MeasureActionIn,
+    MeasureAssignIn,
+    MeasureCreateIn,
+    MeasureDetail,
+    MeasureOut,
+    NoticeTextOut,
+    ReportOut,
+    ReportSentIn,
+    ReportTextIn,
+)
+from responses.measures import IllegalMeasureTransition, MeasureAction, ReportError
+
+router = APIRouter(prefix="/measures", tags=["measures"])
+reports_router = APIRouter(prefix="/reports", tags=["reports"])
+
+LEADERS = (Role.ADMIN, Role.LEADER)
+LEADER_ACTIONS = frozenset({MeasureAction.CANCEL, MeasureAction.WAIVE, MeasureAction.ORDER_LIFT,
+                            MeasureAction.REASSIGN})
+
+
+def _order(db: DB, measure_id: int, *, lock: bool = False) -> MeasureOrder:
+    order = measure_service.get(db, measure_id, lock=lock)
+    if order is None:
+        raise not_found("措施", "measure", measure_id)
+    return order
+
+
+@router.get("", response_model=list[MeasureOut], dependencies=[require(*ALL_ROLES)])
+def measures_list(db: DB, clock: ClockDep, run_id: int | None = None, state: str | None = None,
+                  open_only: bool = False, overdue: bool | None = None,
+                  limit: int = Query(200, ge=1, le=1000)) -> list[dict[str, object]]:
+    stmt = select(MeasureOrder).order_by(MeasureOrder.id.desc()).limit(limit)
+    if run_id is not None:
+        stmt = stmt.where(MeasureOrder.run_id == run_id)
+    if state:
+        stmt = stmt.where(MeasureOrder.state == state)
+    if open_only:
+        stmt = stmt.where(MeasureOrder.state.in_([s.value for s in rules.OPEN]))
+    now = clock.now()
+    out = [measure_service.view(o, now) for o in db.execute(stmt).scalars()]
+    if overdue is not None:
+        out = [v for v in out if bool(v["overdue"]) == overdue]
+    return out
+
+
+@router.get("/{measure_id}", response_model=MeasureDetail, dependencies=[require(*ALL_ROLES)])
+def measures_get(measure_id: int, db: DB, clock: ClockDep) -> dict[str, object]:
+    order = _order(db, measure_id)
+    events = [{"seq": e.seq, "at": e.at, "action": e.action, "actor": e.actor, "payload": e.payload}
+              for e in events_for(db, "measure_order", order.id)]
+    return {**measure_service.view(order, clock.now()), "events": events}
+
+
+@router.post("", response_model=MeasureOut, status_code=201)
+def measures_create(body: MeasureCreateIn, db: DB, clock: ClockDep, settings: SettingsDep,
+                    user: User = require(*LEADERS)) -> dict[str, object]:
+    from responses import service
+
+    run = service.get_run(db, body.run_id, lock=True)
+    if run is None:
+        raise not_found("响应", "run", body.run_id)
+    order = measure_service.create_manual(
+        db, run, kind=body.kind, label=body.label, area_codes=body.area_codes, site_ids=body.site_ids,
+        responsible_unit=body.responsible_unit, deadline_minutes=body.deadline_minutes, actor=actor_of(user),
+        now=clock.now(), tz=settings.tz, sectors=body.sectors, expected=body.expected,
+        person_name=body.person_name, person_phone=body.person_phone)
+    db.commit()
+    return measure_service.view(order, clock.now())
+
+
+@router.post("/{measure_id}/actions/{action}", response_model=MeasureOut)
+def measures_act(measure_id: int, action: MeasureAction, body: MeasureActionIn, db: DB, clock: ClockDep,
+                 settings: SettingsDep, user: User = require(*STAFF)) -> dict[str, object]:
+    if action in LEADER_ACTIONS and Role(user.role) not in LEADERS:
+        raise ApiError(403, "forbidden", f"只有带班领导可以{rules.ACTION_ZH[action]}措施",
+                       f"only a leader may {action.value} a measure", details={"allowed": sorted(LEADERS)})
+    order = _order(db, measure_id, lock=True)
+    now = clock.now()
+    try:
+        measure_service.transition(db, order, action, actor=actor_of(user), now=now, reason=body.reason,
+                                   report=body.report, via=body.via, note=body.note, unit=body.unit,
+                                   tz=settings.tz)
+    except IllegalMeasureTransition as exc:
+        raise ApiError(409, "illegal_transition", exc.zh, exc.en,
+                       details={"state": order.state, "allowed": [a.value for a in
+                                                                 rules.allowed_actions(order.state)]}) from None
+    except ReportError as exc:
+        raise ApiError(400, "bad_report", exc.zh, exc.en) from None
+    db.commit()
+    return measure_service.view(order, now)
+
+
+@router.post("/{measure_id}/assign", response_model=MeasureOut)
+def measures_assign(measure_id: int, body: MeasureAssignIn, db: DB, clock: ClockDep, settings: SettingsDep,
+                    user: User = require(*STAFF)) -> dict[str, object]:
+    order = _order(db, measure_id, lock=True)
+    measure_service.assign(db, order, actor=actor_of(user), now=clock.now(), tz=settings.tz,
+                           contact_id=body.contact_id, name=body.name, phone=body.phone)
+    db.commit()
+    return measure_service.view(order, clock.now())
+
+
+@router.get("/{measure_id}/notice", response_model=NoticeTextOut, dependencies=[require(*STAFF)])
+def measures_notice(measure_id: int, db: DB, clock: ClockDep, settings: SettingsDep,
+                    which: Literal["order", "lift"] = "order") -> NoticeTextOut:
+    order = _order(db, measure_id)
+    text = measure_service.notice_text(db, order, which, now=clock.now(), tz=settings.tz)
+    return NoticeTextOut(measure_id=order.id, which=which, text=text)
+
+
+# ---------------------------------------------------------------------------------------------- reports
+
+
+def _report(db: DB, report_id: int, *, lock: bool = False) -> InfoReport:
+    rep = info_report_service.get(db, report_id, lock=lock)
+    if rep is None:
+        raise not_found("信息报告", "report", report_id)
+    return rep
+
+
+def _report_error(exc: info_report_service.ReportActionError) -> ApiError:
+    return ApiError(exc.status, exc.code, exc.zh, exc.en)
+
+
+@reports_router.get("", response_model=list[ReportOut], dependencies=[require(*ALL_ROLES)])
+def reports_list(db: DB, clock: ClockDep, settings: SettingsDep, run_id: int | None = None,
+                 state: str | None = None, limit: int = Query(200, ge=1, le=1000)) -> list[dict[str, object]]:
+    stmt = select(InfoReport).order_by(InfoReport.due_at.desc(), InfoReport.id.desc()).limit(limit)
+    if run_id is not None:
+        stmt = stmt.where(InfoReport.run_id == run_id)
+    if state:
+        stmt = stmt.where(InfoReport.state == state)
+    now = clock.now()
+    return [info_report_service.view(r, now, settings.tz) for r in db.execute(stmt).scalars()]
+
+
+@reports_router.get("/{report_id}", response_model=ReportOut, dependencies=[require(*ALL_ROLES)])
+def reports_get(report_id: int, db: DB, clock: ClockDep, settings: SettingsDep) -> dict[str, object]:
+    return info_report_service.view(_report(db, report_id), clock.now(), settings.tz)
+
+
+@reports_router.put("/{report_id}/text", response_model=ReportOut)
+def reports_edit(report_id: int, body: ReportTextIn, db: DB, clock: ClockDep, settings: SettingsDep,
+                 user: User = require(*STAFF)) -> dict[str, object]:
+    rep = _report(db, report_id, lock=True)
+    try:
+        info_report_service.edit(db, rep, text=body.text, actor=actor_of(user), now=clock.now())
+    except info_report_service.ReportActionError as exc:
+        raise _report_error(exc) from None
+    db.commit()
+    return info_report_service.view(rep, clock.now(), settings.tz)
+
+
+@reports_router.post("/{report_id}/redraft", response_model=ReportOut)
+def reports_redraft(report_id: int, db: DB, clock: ClockDep, settings: SettingsDep,
+                    user: User = require(*STAFF)) -> dict[str, object]:
+    rep = _report(db, report_id, lock=True)
+    try:
+        info_report_service.redraft(db, rep, actor=actor_of(user), now=clock.now(), tz=settings.tz)
+    except info_report_service.ReportActionError as exc:
+        raise _report_error(exc) from None
+    db.commit()
+    return info_report_service.view(rep, clock.now(), settings.tz)
+
+
+@reports_router.post("/{report_id}/sent", response_model=ReportOut)
+def reports_mark_sent(report_id: int, body: ReportSentIn, db: DB, clock: ClockDep, settings: SettingsDep,
+                      user: User = require(*STAFF)) -> dict[str, object]:
+    rep = _report(db, report_id, lock=True)
+    try:
+        info_report_service.mark_sent(db, rep, via=body.via, actor=actor_of(user), now=clock.now(),
+                                      recipient=body.recipient, text=body.text)
+    except info_report_service.ReportActionError as exc:
+        raise _report_error(exc) from None
+    db.commit()
+    return info_report_service.view(rep, clock.now(), settings.tz)

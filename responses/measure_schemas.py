@@ -1,0 +1,117 @@
+"""API shapes of measure orders and information reports."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class MeasureOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    run_id: int
+    kind: str
+    label: str
+    state: str
+    state_zh: str
+    allowed_actions: list[str]
+    area_codes: list[str]
+    area_names: list[str]
+    site_ids: list[str]
+    site_names: list[str]
+    expected: int | None
+    responsible_unit: str
+    person_name: str | None
+    person_phone: str | None
+    deadline: dt.datetime
+    report: dict[str, Any]
+    gap: dict[str, Any] | None
+    overdue: bool
+    lift_ordered_at: dt.datetime | None
+    lift_acknowledged_at: dt.datetime | None
+    lifted_at: dt.datetime | None
+    lift_reason: str | None
+
+
+class MeasureDetail(MeasureOut):
+    events: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class MeasureActionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=1000)
+    report: dict[str, Any] | None = None  # carry_out: places_closed, schools_suspended, people_evacuated …
+    via: Literal["web", "phone", "sms", "voice", "other"] | None = None  # how the unit told us
+    note: str | None = Field(default=None, max_length=2000)
+    unit: str | None = Field(default=None, max_length=120)  # reassign: the new responsible unit
+
+
+class MeasureCreateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: int
+    kind: str
+    label: str | None = Field(default=None, max_length=200)
+    area_codes: list[str] = Field(default_factory=list)
+    site_ids: list[str] = Field(default_factory=list)
+    sectors: list[str] | None = None
+    responsible_unit: str = Field(min_length=1, max_length=120)
+    deadline_minutes: int = Field(gt=0, le=7 * 24 * 60)
+    expected: int | None = Field(default=None, ge=0)
+    person_name: str | None = Field(default=None, max_length=80)
+    person_phone: str | None = Field(default=None, max_length=40)
+
+
+class MeasureAssignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    contact_id: int | None = None
+    name: str | None = Field(default=None, max_length=80)
+    phone: str | None = Field(default=None, max_length=40)
+
+
+class NoticeTextOut(BaseModel):
+    measure_id: int
+    which: str
+    text: str
+
+
+class ReportOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    run_id: int
+    kind: str
+    kind_zh: str
+    seq: int
+    due_at: dt.datetime
+    due_local: str
+    state: str
+    state_zh: str
+    title: str
+    text: str
+    draft_text: str
+    edited: bool
+    sent_at: dt.datetime | None
+    sent_via: str | None
+    recipient: str | None
+    late: bool | None
+    overdue: bool
+
+
+class ReportTextIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=20000)
+
+
+class ReportSentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    via: Literal["phone", "written", "fax", "system", "other"]
+    recipient: str | None = Field(default=None, max_length=120)
+    text: str | None = Field(default=None, max_length=20000)

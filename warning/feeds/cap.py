@@ -1,0 +1,445 @@
+"""CAP 1.2 / 1.1 / 1.0 alerts, and the containers they travel in.
+
+Accepted payloads:
+
+- a single ``<alert>`` (any CAP namespace, or none; ``cap:`` prefixes fine);
+- an EDXL-DE ``<EDXLDistribution>`` whose content objects embed CAP alerts (all of them are read);
+- an Atom feed or RSS channel indexing CAP messages: an index is not a warning, so its CAP links go to
+  ``ParseResult.links`` for the fetcher to follow, and any complete CAP alert embedded in an entry is
+  read (NWS index entries carry placeholder alerts with identifier "!" — those are not read);
+- CAP-as-JSON (the MeteoAlarm API shape ``{"warnings": [{"alert": {...}}]}``, or one alert object).
+
+Each ``<alert>`` gives one ``WarningDraft``; all ``<info>`` blocks are kept (zh-CN first, then the
+source order) and their areas merged. Chinese admin codes (6/9/12 digits) in any geocode are
+zero-padded to 12 digits. Identifiers (GB/T 35965.1 style included) and any XML signature are kept
+verbatim (``extra["signature"]``). ``Ack``/``Error`` messages, and alerts about none of the five
+hazards (an AMBER child-abduction alert, a news item), are skipped with the reason.
+
+``ctx.config`` keys: ``default_hazard`` (the feed's default hazard, used when the event text and CAP
+category name none of the five).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lxml import etree
+
+from warning.draft import (
+    AreaSpec,
+    Hazard,
+    InfoText,
+    MsgType,
+    ParseError,
+    ParseResult,
+    Reference,
+    Skipped,
+    Status,
+    WarningDraft,
+)
+from warning.feeds.common import (
+    ParserContext,
+    check_lat_lon,
+    china_admin_code,
+    hazard_from_category,
+    hazard_from_text,
+    parse_time,
+)
+from warning.levels import level_of, max_level
+from warning.xmlsafe import local, parse_xml
+
+CAP_NAMESPACES = (
+    "urn:oasis:names:tc:emergency:cap:1.2",
+    "urn:oasis:names:tc:emergency:cap:1.1",
+    "urn:oasis:names:tc:emergency:cap:1.0",
+)
+_MSG_TYPES = {"alert": MsgType.ALERT, "update": MsgType.UPDATE, "cancel": MsgType.CANCEL}
+_STATUSES = {s.value: s for s in Status}
+_PLACEHOLDERS = {"", "!"}
+
+
+# ---------------------------------------------------------------- XML → plain dicts
+
+
+def _text(el: etree._Element) -> str:
+    return (el.text or "").strip()
+
+
+def _pairs(el: etree._Element) -> tuple[str, str]:
+    name = value = ""
+    for c in el:
+        n = local(c.tag)
+        if n == "valueName":
+            name = _text(c)
+        elif n == "value":
+            value = _text(c)
+    return name, value
+
+
+def _area_dict(el: etree._Element) -> dict[str, Any]:
+    area: dict[str, Any] = {"areaDesc": None, "polygon": [], "circle": [], "geocode": []}
+    for c in el:
+        n = local(c.tag)
+        if n == "areaDesc":
+            area["areaDesc"] = _text(c)
+        elif n == "polygon":
+            area["polygon"].append(_text(c))
+        elif n == "circle":
+            area["circle"].append(_text(c))
+        elif n == "geocode":
+            area["geocode"].append(_pairs(c))
+    return area
+
+
+_INFO_SCALARS = {
+    "language", "event", "urgency", "severity", "certainty", "effective", "onset", "expires", "senderName",
+    "headline", "description", "instruction", "web", "contact", "audience",
+}
+
+
+def _info_dict(el: etree._Element) -> dict[str, Any]:
+    info: dict[str, Any] = {"category": [], "eventCode": [], "parameter": [], "area": []}
+    for c in el:
+        n = local(c.tag)
+        if n in _INFO_SCALARS:
+            info[n] = (c.text or "").strip()
+        elif n == "category":
+            info["category"].append(_text(c))
+        elif n == "eventCode":
+            info["eventCode"].append(_pairs(c))
+        elif n == "parameter":
+            info["parameter"].append(_pairs(c))
+        elif n == "area":
+            info["area"].append(_area_dict(c))
+    return info
+
+
+def _alert_dict(el: etree._Element) -> dict[str, Any]:
+    alert: dict[str, Any] = {"info": [], "code": []}
+    for c in el:
+        n = local(c.tag)
+        if n == "info":
+            alert["info"].append(_info_dict(c))
+        elif n == "code":
+            alert["code"].append(_text(c))
+        elif n == "Signature":
+            alert["signature"] = etree.tostring(c, encoding="unicode")
+        elif n:
+            alert[n] = (c.text or "").strip()
+    return alert
+
+
+def _is_cap_alert(el: etree._Element) -> bool:
+    if local(el.tag) != "alert":
+        return False
+    ns = el.tag[1:].split("}", 1)[0] if el.tag.startswith("{") else ""
+    return ns in CAP_NAMESPACES or ns == ""
+
+
+# ---------------------------------------------------------------- plain dicts → drafts
+
+
+def _coord(token: str, what: str) -> tuple[float, float]:
+    try:
+        lat_s, lon_s = token.split(",")[:2]
+        lat, lon = float(lat_s), float(lon_s)
+    except ValueError:
+        raise ParseError("invalid_geometry", f"{what}: {token!r:.40}") from None
+    check_lat_lon(lat, lon, what)
+    return lat, lon
+
+
+def _polygon(text: str) -> list[tuple[float, float]]:
+    ring = [(lon, lat) for lat, lon in (_coord(t, "polygon") for t in text.split())]
+    if ring and ring[0] != ring[-1]:
+        ring.append(ring[0])
+    if len(set(ring)) < 3:
+        raise ParseError("invalid_geometry", f"多边形点数不足 / polygon needs 3 distinct points: {text!r:.60}")
+    return ring
+
+
+def _circle(text: str) -> tuple[float, float, float]:
+    parts = text.split()
+    if len(parts) != 2:
+        raise ParseError("invalid_geometry", f"circle {text!r:.40}")
+    lat, lon = _coord(parts[0], "circle")
+    try:
+        radius = float(parts[1])
+    except ValueError:
+        raise ParseError("invalid_geometry", f"circle radius {text!r:.40}") from None
+    if not radius >= 0:
+        raise ParseError("invalid_geometry", f"circle radius {text!r:.40}")
+    return lat, lon, radius
+
+
+def _references(text: str | None) -> list[Reference]:
+    refs: list[Reference] = []
+    for tok in (text or "").split():
+        parts = tok.split(",")
+        if len(parts) < 2:
+            continue
+        sent = None
+        if len(parts) >= 3:
+            try:
+                sent = parse_time(",".join(parts[2:]), field_name="references.sent")
+            except ParseError:
+                sent = None
+        refs.append(Reference(sender=parts[0], identifier=parts[1], sent=sent))
+    return refs
+
+
+def _lang_key(info: dict[str, Any]) -> int:
+    lang = (info.get("language") or "en-US").lower()
+    return 0 if lang.startswith("zh") else 1
+
+
+def _min_time(values: list[Any], name: str) -> Any:
+    times = [t for t in (parse_time(v, field_name=name) for v in values) if t is not None]
+    return min(times) if times else None
+
+
+def draft_from_alert(alert: dict[str, Any], ctx: ParserContext, source_format: str = "cap") -> WarningDraft | Skipped:
+    """One CAP alert (as plain dicts, from XML or JSON) → a draft, or why it is not a hazard warning."""
+    identifier = (alert.get("identifier") or "").strip()
+    sender = (alert.get("sender") or "").strip()
+    if identifier in _PLACEHOLDERS or sender in _PLACEHOLDERS:
+        raise ParseError("missing_field", "CAP 缺少 identifier 或 sender / CAP alert lacks identifier or sender")
+    sent = parse_time(alert.get("sent"), field_name="sent", required=True)
+    assert sent is not None
+    raw_type = (alert.get("msgType") or "").strip().lower()
+    if raw_type in ("ack", "error"):
+        return Skipped(reason=f"不是预警：CAP {raw_type} 消息 / not a hazard warning: CAP {raw_type} message",
+                       identifier=identifier)
+    msg_type = _MSG_TYPES.get(raw_type)
+    if msg_type is None:
+        raise ParseError("bad_field", f"msgType={alert.get('msgType')!r:.30}")
+    status = _STATUSES.get((alert.get("status") or "").strip().lower())
+    if status is None:
+        raise ParseError("bad_field", f"status={alert.get('status')!r:.30}")
+
+    infos = sorted(alert.get("info") or [], key=_lang_key)
+    texts: list[InfoText] = []
+    area = AreaSpec()
+    area_descs: list[str] = []
+    parameters: dict[str, list[str]] = {}
+    categories: list[str] = []
+    levels = []
+    for info in infos:
+        texts.append(InfoText(
+            language=info.get("language") or "en-US", event=info.get("event") or None,
+            headline=info.get("headline") or None, description=info.get("description") or None,
+            instruction=info.get("instruction") or None, sender_name=info.get("senderName") or None,
+            web=info.get("web") or None,
+        ))
+        categories.extend(info.get("category") or [])
+        params = [(n, v) for n, v in info.get("parameter") or []]
+        for n, v in params:
+            parameters.setdefault(n, [])
+            if v not in parameters[n]:
+                parameters[n].append(v)
+        lvl, _how = level_of([info.get("event"), info.get("headline")], params, info.get("severity"),
+                             info.get("urgency"), info.get("certainty"))
+        levels.append((lvl, _how))
+        for a in info.get("area") or []:
+            desc = a.get("areaDesc")
+            if desc and desc not in area_descs:
+                area_descs.append(desc)
+            for p in a.get("polygon") or []:
+                if not p.strip():
+                    continue  # an empty <polygon/> (NWS indexes send them) says nothing
+                ring = _polygon(p)
+                if ring not in area.polygons:
+                    area.polygons.append(ring)
+            for c in a.get("circle") or []:
+                if not c.strip():
+                    continue
+                circ = _circle(c)
+                if circ not in area.circles:
+                    area.circles.append(circ)
+            for name, value in a.get("geocode") or []:
+                cn = china_admin_code(value)
+                code = (name, cn or value)
+                if value and code not in area.geocodes:
+                    area.geocodes.append(code)
+    area.description = "; ".join(area_descs) or None
+
+    first = infos[0] if infos else {}
+    event_texts = [i.get("event") for i in infos]
+    hazard = hazard_from_text(*event_texts) or hazard_from_category(categories)
+    if hazard is None:
+        hazard = hazard_from_text(*(i.get("headline") for i in infos))
+    if hazard is None and ctx.config.get("default_hazard"):
+        hazard = Hazard(ctx.config["default_hazard"])
+    if hazard is None:
+        what = first.get("event") or "?"
+        return Skipped(
+            reason=f"不是灾害预警：事件“{what}”（类别 {', '.join(categories) or '无'}）/ "
+                   f"not a hazard warning: event {what!r} (category {', '.join(categories) or 'none'})",
+            identifier=identifier,
+        )
+    coloured = [lv for lv, how in levels if how == "colour"]
+    level = max_level(coloured) or max_level(lv for lv, _ in levels)
+    if level is None:  # an alert without <info>: the table's floor for an unknown severity
+        level = level_of([], [], None, None, None)[0]
+
+    extra: dict[str, Any] = {}
+    for key in ("scope", "source", "note", "restriction", "addresses", "incidents"):
+        if alert.get(key):
+            extra[key] = alert[key]
+    if alert.get("code"):
+        extra["code"] = list(alert["code"])
+    if alert.get("signature"):
+        extra["signature"] = alert["signature"]
+    if categories:
+        extra["categories"] = list(dict.fromkeys(categories))
+    event_codes = [list(p) for i in infos for p in i.get("eventCode") or []]
+    if event_codes:
+        extra["event_codes"] = event_codes
+    extra["level_source"] = "colour" if coloured else "table"
+
+    return WarningDraft(
+        identifier=identifier, sender=sender, sent=sent, msg_type=msg_type, status=status, hazard=hazard,
+        event=first.get("event") or None, level=level,
+        effective=_min_time([i.get("effective") for i in infos], "effective"),
+        onset=_min_time([i.get("onset") for i in infos], "onset"),
+        expires=max((t for t in (parse_time(i.get("expires"), field_name="expires") for i in infos) if t),
+                    default=None),
+        references=_references(alert.get("references")), infos=texts, area=area,
+        severity=first.get("severity") or None, urgency=first.get("urgency") or None,
+        certainty=first.get("certainty") or None, parameters=parameters, source_format=source_format, extra=extra,
+    )
+
+
+def _add(result: ParseResult, alert: dict[str, Any], ctx: ParserContext) -> None:
+    out = draft_from_alert(alert, ctx)
+    if isinstance(out, Skipped):
+        result.skipped.append(out)
+    else:
+        result.warnings.append(out)
+
+
+# ---------------------------------------------------------------- containers
+
+
+def _parse_feed(root: etree._Element, ctx: ParserContext, result: ParseResult) -> None:
+    """Atom or RSS: collect CAP links, read complete embedded alerts."""
+    items = [el for el in root.iter() if local(el.tag) in ("entry", "item")]
+    for item in items:
+        embedded = [el for el in item.iter() if _is_cap_alert(el)]
+        complete = [el for el in embedded if _text_of(el, "identifier") not in _PLACEHOLDERS
+                    and _text_of(el, "sender") not in _PLACEHOLDERS]
+        for el in complete:
+            _add(result, _alert_dict(el), ctx)
+        if complete:
+            continue
+        link = _cap_link(item)
+        if link and link not in result.links:
+            result.links.append(link)
+    if not items:
+        result.skipped.append(Skipped(reason="空的 CAP 索引 / empty CAP index: no entries"))
+    elif result.links:
+        result.skipped.append(Skipped(reason=f"CAP 索引：{len(result.links)} 条链接待获取，索引本身不是预警 / "
+                                             f"a CAP index: {len(result.links)} linked messages to fetch; "
+                                             "the index itself is not a warning"))
+
+
+def _text_of(el: etree._Element, name: str) -> str:
+    for c in el:
+        if local(c.tag) == name:
+            return _text(c)
+    return ""
+
+
+def _cap_link(item: etree._Element) -> str | None:
+    fallback = None
+    for c in item:
+        n = local(c.tag)
+        if n == "link":
+            href = (c.get("href") or _text(c)).strip()
+            if not href:
+                continue
+            typ = (c.get("type") or "").lower()
+            if "cap" in typ or href.lower().endswith((".cap", ".cap.xml")):
+                return href
+            if c.get("rel") in (None, "alternate") and fallback is None:
+                fallback = href
+        elif n == "id" and fallback is None and _text(c).startswith("http"):
+            fallback = _text(c)
+    return fallback
+
+
+def _parse_json(payload: bytes, ctx: ParserContext) -> ParseResult:
+    try:
+        doc = json.loads(payload)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ParseError("malformed_json", str(exc)[:200]) from None
+    if isinstance(doc, dict) and isinstance(doc.get("warnings"), list):
+        alerts = [w.get("alert", w) if isinstance(w, dict) else None for w in doc["warnings"]]
+    elif isinstance(doc, dict) and "identifier" in doc:
+        alerts = [doc]
+    elif isinstance(doc, list):
+        alerts = [w.get("alert", w) if isinstance(w, dict) else None for w in doc]
+    else:
+        raise ParseError("unknown_format", "不是 CAP JSON / not CAP-as-JSON")
+    result = ParseResult()
+    for a in alerts:
+        if not isinstance(a, dict):
+            raise ParseError("unknown_format", "CAP JSON 中的元素不是对象 / an item is not an object")
+        _add(result, _json_alert(a), ctx)
+    return result
+
+
+def _pairs_json(items: Any) -> list[tuple[str, str]]:
+    return [(str(p.get("valueName", "")), str(p.get("value", ""))) for p in items or [] if isinstance(p, dict)]
+
+
+def _listify(v: Any) -> list[Any]:
+    if v is None:
+        return []
+    return v if isinstance(v, list) else [v]
+
+
+def _json_alert(a: dict[str, Any]) -> dict[str, Any]:
+    infos = []
+    for i in _listify(a.get("info")):
+        areas = [{
+            "areaDesc": ar.get("areaDesc"), "polygon": [str(p) for p in _listify(ar.get("polygon"))],
+            "circle": [str(c) for c in _listify(ar.get("circle"))], "geocode": _pairs_json(ar.get("geocode")),
+        } for ar in _listify(i.get("area")) if isinstance(ar, dict)]
+        info = {k: (str(v) if v is not None else None) for k, v in i.items() if k in _INFO_SCALARS}
+        info.update(category=[str(c) for c in _listify(i.get("category"))], eventCode=_pairs_json(i.get("eventCode")),
+                    parameter=_pairs_json(i.get("parameter")), area=areas)
+        infos.append(info)
+    out = {k: (" ".join(v) if isinstance(v, list) else str(v)) for k, v in a.items()
+           if k not in ("info", "code") and v is not None}
+    out["info"] = infos
+    out["code"] = [str(c) for c in _listify(a.get("code"))]
+    return out
+
+
+def parse(payload: bytes, ctx: ParserContext) -> ParseResult:
+    head = payload[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith((b"{", b"[")):
+        return _parse_json(payload, ctx)
+    root = parse_xml(payload)
+    result = ParseResult()
+    name = local(root.tag)
+    if _is_cap_alert(root):
+        _add(result, _alert_dict(root), ctx)
+    elif name == "EDXLDistribution":
+        alerts = [el for el in root.iter() if _is_cap_alert(el)]
+        if not alerts:
+            result.skipped.append(Skipped(reason="EDXL-DE 信封中没有 CAP / EDXL-DE envelope holds no CAP alert"))
+        for el in alerts:
+            _add(result, _alert_dict(el), ctx)
+    elif name in ("feed", "rss", "RDF"):
+        _parse_feed(root, ctx, result)
+    else:
+        # Some publishers wrap several alerts in their own root (SMHI: <alerts>).
+        alerts = [el for el in root.iter() if _is_cap_alert(el)]
+        if not alerts:
+            raise ParseError("unknown_format", f"不是 CAP 文档 / not a CAP document: root <{name}>")
+        for el in alerts:
+            _add(result, _alert_dict(el), ctx)
+    return result

@@ -1,0 +1,66 @@
+"""USGS earthquake GeoJSON: the summary feeds (FeatureCollection, also the FDSN ``format=geojson``
+query) and the event detail (a single Feature with ``products``). Each event goes through the
+earthquake rule in ``warning.feeds.quake`` (thresholds and attenuation relation documented there).
+Times are epoch milliseconds (UTC). Events whose ``type`` is not an earthquake (quarry blast,
+explosion) are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from warning.draft import ParseError, ParseResult, Skipped
+from warning.feeds.common import ParserContext, from_epoch_ms
+from warning.feeds.quake import QuakeEvent, evaluate
+
+SENDER = "earthquake.usgs.gov"
+
+
+def _event(feature: dict[str, Any]) -> QuakeEvent:
+    props = feature.get("properties") or {}
+    geom = feature.get("geometry") or {}
+    coords = geom.get("coordinates") or []
+    if len(coords) < 2 or props.get("mag") is None or props.get("time") is None:
+        raise ParseError("missing_field", f"USGS 事件缺少坐标/震级/时间 / event lacks coordinates, mag or time: "
+                                          f"{feature.get('id')!r}")
+    try:
+        return QuakeEvent(
+            source="usgs", sender=SENDER, event_id=str(feature.get("id") or f"{props.get('net')}{props.get('code')}"),
+            origin=from_epoch_ms(props["time"]),
+            updated=from_epoch_ms(props["updated"]) if props.get("updated") is not None else None,
+            lat=float(coords[1]), lon=float(coords[0]),
+            depth_km=float(coords[2]) if len(coords) > 2 and coords[2] is not None else None,
+            magnitude=float(props["mag"]), mag_type=props.get("magType"), place=props.get("place"),
+            url=props.get("url"), status=props.get("status"), event_type=str(props.get("type") or "earthquake"),
+        )
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ParseError("bad_field", f"USGS 事件字段无效 / bad event field: {exc}") from None
+
+
+def parse(payload: bytes, ctx: ParserContext) -> ParseResult:
+    if not payload.strip():
+        raise ParseError("empty", "空内容 / empty payload")
+    try:
+        doc = json.loads(payload)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ParseError("malformed_json", str(exc)[:200]) from None
+    if not isinstance(doc, dict):
+        raise ParseError("unknown_format", "不是 USGS GeoJSON / not USGS GeoJSON")
+    if doc.get("type") == "FeatureCollection":
+        features = doc.get("features")
+        if not isinstance(features, list):
+            raise ParseError("unknown_format", "features 不是列表 / features is not a list")
+    elif doc.get("type") == "Feature":
+        features = [doc]
+    else:
+        raise ParseError("unknown_format", "不是 USGS GeoJSON / not USGS GeoJSON")
+    result = ParseResult()
+    for f in features:
+        if not isinstance(f, dict):
+            raise ParseError("unknown_format", "feature 不是对象 / a feature is not an object")
+        out = evaluate(_event(f), ctx)
+        (result.skipped if isinstance(out, Skipped) else result.warnings).append(out)  # type: ignore[arg-type]
+    if not features:
+        result.skipped.append(Skipped(reason="没有地震事件 / no earthquake events in the feed"))
+    return result

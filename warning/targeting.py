@@ -1,0 +1,41 @@
+"""Which villages, townships and sites a warning's area reaches, asked of ``geo``.
+
+A targeting failure must not lose the warning: the warning is stored with an empty ``affected``
+and the error, visible to the duty officer, who can still act on the text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from warning.draft import AreaSpec
+
+log = logging.getLogger("jiaoying.warning")
+
+Targeter = Callable[[Session, AreaSpec], dict[str, Any]]
+
+
+def empty_affected() -> dict[str, Any]:
+    return {"villages": [], "townships": [], "sites": []}
+
+
+def geo_targeter(session: Session, spec: AreaSpec) -> dict[str, Any]:
+    if spec.empty:
+        return empty_affected()
+    try:
+        from geo.region import region_index
+
+        from warning.normalize import area_to_target
+
+        result = region_index(session).match(area_to_target(spec))
+        out = dict(result.to_dict())
+    except Exception as exc:  # reported on the warning, never raised: the warning itself must be kept
+        log.warning("targeting failed: %s", exc)
+        return {**empty_affected(), "error": f"{type(exc).__name__}: {exc}"[:500]}
+    for key in ("villages", "townships", "sites"):
+        out.setdefault(key, [])
+    return out
