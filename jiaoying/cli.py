@@ -19,7 +19,8 @@ from config.eventlog import record, verify
 from config.settings import ConfigError, Settings, load_settings
 from config.users import ROLE_NAMES_ZH, Role, User, find_department, hash_password, seed_departments
 from geo.region import seed_default_region
-from jiaoying import geo_cli, migrate
+from jiaoying import contacts_cli, drill_cli, geo_cli, migrate
+from responses.contacts_service import seed_demo_contacts
 from responses.fake_twilio import cli as fake_twilio_cli
 from warning.service import seed_feeds
 
@@ -36,9 +37,11 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
 app.add_typer(geo_cli.app, name="geo")
+app.add_typer(contacts_cli.app, name="contacts")
 plans_app = typer.Typer(help="应急预案 / response plans", no_args_is_help=True)
 app.add_typer(plans_app, name="plans")
 app.add_typer(fake_twilio_cli.app, name="fake-twilio")
+drill_cli.register(app)  # jiaoying drill run / report / demo
 
 out = Console()
 err = Console(stderr=True)
@@ -66,6 +69,7 @@ def upgrade_and_seed(settings: Settings) -> None:
             seed_departments(s)
             seed_feeds(s, SystemClock().now())
             seed_default_region(s, SystemClock().now())
+            seed_demo_contacts(s, now=SystemClock().now(), tz=settings.tz)  # fake list; reaches nobody
     finally:
         engine.dispose()
 

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy import event
 
 from config.clock import Clock, VirtualClock
 from config.database import make_engine, make_session_factory, session_scope
@@ -54,6 +55,11 @@ def drill_runtime(db_path: Path, start: dt.datetime, settings: Settings | None =
     url = f"sqlite:///{db_path}"
     settings = settings.model_copy(update={"database": settings.database.model_copy(update={"url": url})})
     engine = make_engine(url)
+
+    @event.listens_for(engine, "connect")
+    def _throwaway(dbapi_conn: Any, _record: Any) -> None:  # a drill database is rebuilt on every run
+        dbapi_conn.execute("PRAGMA synchronous=OFF")
+
     migrate.upgrade(engine)
     factory = make_session_factory(engine)
     with session_scope(factory) as s:

@@ -17,6 +17,9 @@ def consultation_sweep(rt: Runtime) -> None:
     now = rt.now()
     with session_scope(rt.session_factory) as s:
         result = consultation_service.sweep(s, now)
+        for cid, missing in result.reminded:
+            c = consultation_service.get(s, cid)
+            supervision.remind_departments(s, cid, missing, c.deadline, now, rt.settings.tz)
         for cid, missing in result.flagged:
             supervision.notify_missing_judgements(s, cid, missing, now)
 

@@ -105,8 +105,8 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "short": "【叫应】已收到您的确认（{{ answer }}）。",
     },
     "escalation": {
-        "full": "【叫应】{{ person }}：{{ areas }}的责任人{{ missed }}未在{{ deadline }}前回应{{ hazard }}{{ level }}预警，"
-                "请您立即督促落实，回复1确认收到。值班电话{{ duty_phone }}。",
+        "full": "【叫应】{{ person }}：{{ areas }}的责任人{{ missed }}未在{{ deadline }}前"
+                "回应{{ hazard }}{{ level }}预警，请您立即督促落实，回复1确认收到。值班电话{{ duty_phone }}。",
         "short": "【叫应】{{ areas }}未回应{{ level }}预警，请督促落实，回1确认。",
     },
 }

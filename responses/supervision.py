@@ -146,6 +146,27 @@ def notify_missing_judgements(session: Session, consultation_id: int, missing: t
     return flag
 
 
+def remind_departments(session: Session, consultation_id: int, departments: tuple[str, ...], deadline: dt.datetime,
+                       now: dt.datetime, tz: dt.tzinfo = dt.UTC) -> list[Notice]:
+    """One notice per department still silent before the deadline (the sweep calls this once)."""
+    out = []
+    due = deadline.astimezone(tz).strftime("%m-%d %H:%M")
+    for dept in departments:
+        n = Notice(created_at=now, kind="judgement_reminder", recipient_role="department", recipient_name=None,
+                   recipient_phone=None, department=dept,
+                   subject=f"提醒：会商 #{consultation_id} 研判意见请于 {due} 前提交",
+                   subject_en=f"Reminder: consultation #{consultation_id} judgement due by {due}",
+                   entity_type="consultation", entity_id=str(consultation_id))
+        session.add(n)
+        out.append(n)
+    session.flush()
+    for n in out:
+        record(session, now=now, action="notice.created", entity_type="notice", entity_id=n.id,
+               actor="rule:consultation_reminder", payload={"kind": n.kind, "to": n.department,
+                                                            "about": f"consultation:{consultation_id}"})
+    return out
+
+
 def clear_missing_judgements(session: Session, consultation_id: int, *, reason: str, now: dt.datetime) -> None:
     flag = session.execute(
         select(SupervisionFlag).where(SupervisionFlag.key == f"{JUDGEMENT_MISSING}:consultation:{consultation_id}",

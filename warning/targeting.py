@@ -28,11 +28,12 @@ def geo_targeter(session: Session, spec: AreaSpec) -> dict[str, Any]:
         return empty_affected()
     try:
         from geo.region import region_index
+        from warning.normalize import affected_json, area_to_target
 
-        from warning.normalize import area_to_target
-
-        result = region_index(session).match(area_to_target(spec))
-        out = dict(result.to_dict())
+        target = area_to_target(spec)
+        if target is None:
+            return empty_affected()
+        out = affected_json(region_index(session).match(target))
     except Exception as exc:  # reported on the warning, never raised: the warning itself must be kept
         log.warning("targeting failed: %s", exc)
         return {**empty_affected(), "error": f"{type(exc).__name__}: {exc}"[:500]}

@@ -389,7 +389,7 @@ def system_due_times(session: Session, now: dt.datetime) -> list[dt.datetime]:
 
 
 def run_drill(loaded: LoadedScenario, rt: Runtime, jobs: Sequence[Job], *, out_dir: Path | None = None,
-              max_step: dt.timedelta = dt.timedelta(minutes=5), progress: Progress | None = None) -> DrillResult:
+              max_step: dt.timedelta = dt.timedelta(minutes=15), progress: Progress | None = None) -> DrillResult:
     """Play the scenario on ``rt`` (a migrated database, a ``VirtualClock``) and write the report."""
     from responses import engine
 
@@ -412,7 +412,9 @@ def run_drill(loaded: LoadedScenario, rt: Runtime, jobs: Sequence[Job], *, out_d
     while True:
         steps += 1
         upcoming = players.act(now)
-        for _ in range(2):  # the second pass sends what the first queued, at the same moment
+        for job in jobs:
+            _run_job(rt, job)
+        if _messages_waiting(rt, now):  # what the jobs queued goes out at the same moment, not a step later
             for job in jobs:
                 _run_job(rt, job)
         upcoming += players.act(now)  # people react to what the jobs just did (e.g. a call that went out)
@@ -433,6 +435,14 @@ def run_drill(loaded: LoadedScenario, rt: Runtime, jobs: Sequence[Job], *, out_d
     if sender is not None:
         sender.close()
     return DrillResult(report, paths, steps, time.perf_counter() - started, notifier, players.log)
+
+
+def _messages_waiting(rt: Runtime, now: dt.datetime) -> bool:
+    from responses.messaging_models import OutboxMessage
+
+    with session_scope(rt.session_factory) as session:
+        due = select(OutboxMessage.id).where(OutboxMessage.state == "queued", OutboxMessage.next_try_at <= now)
+        return session.execute(due.limit(1)).first() is not None
 
 
 def _run_job(rt: Runtime, job: Job) -> None:

@@ -27,8 +27,10 @@ def _run(rt: Runtime) -> int:
 
 def test_measures_api(client: TestClient, login: Callable[..., dict[str, str]], sqlite_runtime: Runtime) -> None:
     run_id = _run(sqlite_runtime)
-    viewer, duty, leader = login("viewer"), login("duty_officer"), login("leader")
     assert client.get("/measures").status_code == 401
+    assert client.get("/reports").status_code == 401
+    viewer, duty, leader = login("viewer"), login("duty_officer"), login("leader")
+    client.cookies.clear()  # each request below speaks for the role in its own header
     got = client.get(f"/measures?run_id={run_id}", headers=viewer)
     assert got.status_code == 200
     by_kind = {m["kind"]: m for m in got.json()}
@@ -89,6 +91,7 @@ def test_measures_api(client: TestClient, login: Callable[..., dict[str, str]], 
 def test_reports_api(client: TestClient, login: Callable[..., dict[str, str]], sqlite_runtime: Runtime) -> None:
     run_id = _run(sqlite_runtime)
     viewer, duty = login("viewer"), login("duty_officer")
+    client.cookies.clear()
     reps = client.get(f"/reports?run_id={run_id}", headers=viewer).json()
     kinds = sorted(r["kind"] for r in reps)
     assert kinds == ["followup", "initial_phone", "initial_written"]

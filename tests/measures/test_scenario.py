@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.clock import VirtualClock
 from config.database import session_scope
 from config.eventlog import events_for, verify
+from config.runtime import Runtime
 from responses import engine, measure_service, service
 from responses.measure_models import MeasureOrder
 from responses.measure_service import MeasuresStillOpen
@@ -196,3 +197,20 @@ def test_extending_areas_widens_the_order_not_a_second_one(session_factory: sess
                              now=t0)
         orders = measure_service.for_run(s, run_id)
         assert len(orders) == 1 and "140502001009" in orders[0].area_codes
+
+
+def test_sweep_job_flags_overdue_once(runtime: Runtime, orange_measures: list[dict[str, object]]) -> None:
+    from jiaoying.scheduler import job_specs, run_job
+
+    with session_scope(runtime.session_factory) as s:
+        run_id = _start(s, runtime.now(), orange_measures)
+    spec = next(j for j in job_specs(runtime) if j.name == "measures_sweep")
+    run_job(runtime, spec)
+    assert "measures_sweep" not in runtime.state.get("job_errors", {})
+    runtime.clock.advance(dt.timedelta(minutes=121))  # type: ignore[attr-defined]
+    run_job(runtime, spec)
+    run_job(runtime, spec)
+    with session_scope(runtime.session_factory) as s:
+        assert all(o.overdue for o in measure_service.for_run(s, run_id))
+        flags = s.execute(select(SupervisionFlag).where(SupervisionFlag.kind == "measure_overdue")).scalars().all()
+        assert len(flags) == 2

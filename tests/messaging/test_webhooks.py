@@ -24,15 +24,16 @@ def wh(engine: Engine, clock: VirtualClock, tw: Any) -> Iterator[tuple[TestClien
     rt = Runtime(tw.settings(), engine, make_session_factory(engine), clock)
     app = create_app(rt.settings, runtime=rt, scheduler=False)
     answers: list[InboundAnswer] = []
-    set_answer_handler(app, lambda _s, a: answers.append(a))
     with TestClient(app) as c:
+        set_answer_handler(app, lambda _s, a: answers.append(a))  # after startup: the wiring sets its own
         yield c, rt, answers
 
 
 def _message(rt: Runtime, channel: str = "sms", to: str = "+8613800000001", provider_id: str | None = None) -> int:
     with session_scope(rt.session_factory) as s:
-        m = outbox.enqueue(s, now=rt.now(), channel=channel, to=to, body="【叫应】暴雨红色预警，收到请按1，需要支援请按2。",
-                           idempotency_key=f"{channel}-{to}", subject_type="callout_attempt", subject_id=42)
+        m = outbox.enqueue(s, now=rt.now(), channel=channel, to=to, idempotency_key=f"{channel}-{to}",
+                           subject_type="callout_attempt", subject_id=42,
+                           body="【叫应】暴雨红色预警，收到请按1，需要支援请按2。")
         m.state, m.provider_id = "sent", provider_id
         return m.id
 

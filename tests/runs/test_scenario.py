@@ -191,3 +191,23 @@ def test_orange_without_run_is_flagged_overdue_then_cleared(
         assert flag.cleared_at is not None
         actions = _actions(s, "supervision.run_overdue")
         assert actions == ["supervision.run_overdue_flagged", "supervision.run_overdue_cleared"]
+
+
+def test_reminder_before_the_deadline_goes_to_silent_departments_once(
+    runtime: Runtime, clock: VirtualClock, make_warning: Callable[..., Warning], change: Callable[..., Any]
+) -> None:
+    f = runtime.session_factory
+    with session_scope(f) as s:
+        w = make_warning(s, now=clock.now(), level="yellow")
+        response_engine.on_warning_change(s, change("new", w), clock.now())
+        c = s.execute(select(Consultation)).scalar_one()
+        cs.record_judgement(s, c.id, cs.JudgementInput(department="water", assessed_level="yellow", trend="steady",
+                                                       confidence="medium"), actor="user:w", now=clock.now())
+        deadline, reminder = c.deadline, c.reminder_minutes
+    clock.set(deadline - dt.timedelta(minutes=reminder or 0))
+    jobs.consultation_sweep(runtime)
+    jobs.consultation_sweep(runtime)
+    with session_scope(f) as s:
+        depts = s.execute(select(Notice.department).where(Notice.kind == "judgement_reminder")).scalars().all()
+        assert sorted(depts) == ["emergency", "meteorology", "natural_resources"]
+        assert s.execute(select(Consultation)).scalar_one().state == "open"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,8 @@ def _alert_from_update(update: bytes, identifier: str, sender: str, sent: str) -
     return text.encode()
 
 
-@pytest.mark.parametrize("name", ["eccc_thunderstorm_update_en-fr_2012.cap", "us-wcatwc_tsunami-warning_update_2011.cap"])
+@pytest.mark.parametrize("name", ["eccc_thunderstorm_update_en-fr_2012.cap",
+                                  "us-wcatwc_tsunami-warning_update_2011.cap"])
 def test_sample_update_chain_resolves_in_either_order(
     db: Session, wh, shared_dir: Path, name: str  # type: ignore[no-untyped-def]
 ) -> None:
@@ -81,13 +83,17 @@ def test_sample_update_chain_resolves_in_either_order(
     assert all(_ingest(db, feed, body, now, wh).duplicate_payload for body in [update, *alerts])
 
 
+def _billion_laughs() -> bytes:
+    """Ten levels of ten-fold entity expansion: 10^9 'lol's if a parser ever expanded them."""
+    decls = ['<!ENTITY lol0 "lol">'] + [f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10)]
+    return (f'<?xml version="1.0"?><!DOCTYPE lolz [{"".join(decls)}]>'
+            '<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>&lol9;</identifier></alert>').encode()
+
+
 HOSTILE = {
     "xxe_file": b"""<?xml version="1.0"?><!DOCTYPE alert [<!ENTITY x SYSTEM "file:///etc/passwd">]>
 <alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>&x;</identifier></alert>""",
-    "billion_laughs": (b"""<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">"""
-                       + b"".join(f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10 if i else "&lol;" * 10}">'.encode()
-                                  for i in range(1, 10)).replace(b"&lol0;", b"&lol;")
-                       + b"""]><alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>&lol9;</identifier></alert>"""),
+    "billion_laughs": _billion_laughs(),
     "external_dtd": b"""<?xml version="1.0"?><!DOCTYPE alert SYSTEM "http://attacker.invalid/cap.dtd">
 <alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>x</identifier></alert>""",
     "parameter_entity": b"""<?xml version="1.0"?><!DOCTYPE a [<!ENTITY % p SYSTEM "file:///etc/hostname"> %p;]>
@@ -102,11 +108,16 @@ def test_hostile_and_broken_payloads_are_quarantined_and_the_feed_goes_on(
     gbk = wh.cap_xml("GBK-1").decode().replace('encoding="UTF-8"', 'encoding="UTF-8"').encode("gbk")
     bad = {**HOSTILE, "wrong_encoding": gbk, "not_xml": b"<alert><unclosed></alert>",
            "bad_geometry": wh.cap_xml("GEO-1", polygon="95,112 96,113 97,112 95,112")}
+    tracemalloc.start()
     outcomes = {name: _ingest(db, feed, body, now, wh) for name, body in bad.items()}
+    _current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 20 * 1024 * 1024  # nothing was expanded: memory stays flat
     for name, out in outcomes.items():
         item = db.get(FeedItem, out.item_id)
         assert item is not None and item.state == "quarantined" and item.reason, name
         assert item.body == bad[name]  # kept verbatim as evidence
+        assert b"root:" not in (item.detail or "").encode()  # no local file was read into the record
     assert outcomes["xxe_file"].reason == "hostile_xml" and outcomes["billion_laughs"].reason == "hostile_xml"
     assert outcomes["bad_geometry"].reason in ("invalid_geometry", "bad_polygon", "bad_coordinates") or \
         "geometry" in (outcomes["bad_geometry"].reason or "") or "polygon" in (outcomes["bad_geometry"].reason or "")
