@@ -186,7 +186,14 @@ AREA_KEYS = ("villages", "townships", "sites")
 def normalize_areas(areas: Mapping[str, Any] | None) -> dict[str, list[str]]:
     """``{"villages": [...], "townships": [...], "sites": [...]}`` with sorted, unique string codes."""
     areas = areas or {}
-    return {k: sorted({str(x) for x in (areas.get(k) or [])}) for k in AREA_KEYS}
+    return {k: sorted({_area_key(x) for x in (areas.get(k) or [])}) for k in AREA_KEYS}
+
+
+def _area_key(x: Any) -> str:
+    """A code or site id; a warning's ``affected`` lists sites as ``{id, name, kind}`` records."""
+    if isinstance(x, Mapping):
+        return str(x.get("id", x.get("code")))
+    return str(x)
 
 
 def union_areas(*many: Mapping[str, Any] | None) -> dict[str, list[str]]:

@@ -116,40 +116,50 @@ def parse_xml(data: bytes, max_bytes: int = MAX_BYTES) -> etree._Element:
         raise ParseError("empty", "空内容 / empty payload")
     if len(data) > max_bytes:
         raise ParseError("too_large", f"{len(data)} 字节超过上限 / bytes over the limit {max_bytes}")
-    _check_doctype(data)
+    # Only a document with a DOCTYPE can declare entities or name a DTD: the scans below are a
+    # single substring search for the (almost all) documents without one.
+    has_doctype = b"<!DOCTYPE" in data
+    if has_doctype:
+        _check_doctype(data)
     utf8 = _to_utf8(data)
-    if utf8 is not data:
-        _check_doctype(utf8)
+    if utf8 is not data:  # re-encoded from another encoding: check what the parser will really see
+        has_doctype = b"<!DOCTYPE" in utf8
+        if has_doctype:
+            _check_doctype(utf8)
     try:
         root = etree.fromstring(utf8, _parser())
     except etree.XMLSyntaxError as exc:
         raise ParseError("malformed_xml", str(exc)[:300]) from None
     if root is None:
         raise ParseError("empty", "没有根元素 / no root element")
-    if b"<!DOCTYPE" in utf8:  # only a document with a DOCTYPE can declare entities
+    if has_doctype:
         dtd = root.getroottree().docinfo.internalDTD
         if dtd is not None and any(True for _ in dtd.iterentities()):
             raise ParseError("hostile_xml", "实体声明被拒绝 / entity declarations refused")
     return root
 
 
-_LOCAL: dict[object, str] = {}
+class _LocalNames(dict):  # type: ignore[type-arg]
+    """tag -> local name; a miss is computed once, so adapters' hot loops do one C-level dict lookup."""
+
+    def __missing__(self, tag: object) -> str:
+        if isinstance(tag, str):
+            i = tag.rfind("}")
+            name = tag[i + 1 :] if i >= 0 else tag
+        else:
+            name = ""
+        if len(self) < 10_000:  # feeds use few distinct tags; a hostile one cannot grow this without bound
+            self[tag] = name
+        return name
+
+
+LOCAL_NAMES: dict[object, str] = _LocalNames()
 
 
 def local(tag: object) -> str:
     """The local name of an element tag ('' for comments, entities and processing instructions).
 
-    Cached per tag: adapters ask for every element, and feeds use few distinct tags.
+    Cached per tag: adapters ask for every element, and feeds use few distinct tags. Hot loops index
+    ``LOCAL_NAMES[el.tag]`` directly, which is the same lookup without the call.
     """
-    try:
-        return _LOCAL[tag]
-    except KeyError:
-        pass
-    if isinstance(tag, str):
-        i = tag.rfind("}")
-        name = tag[i + 1 :] if i >= 0 else tag
-    else:
-        name = ""
-    if len(_LOCAL) < 10_000:
-        _LOCAL[tag] = name
-    return name
+    return LOCAL_NAMES[tag]

@@ -172,7 +172,9 @@ def timeline_svg(report: Mapping[str, Any], *, width: int = 960) -> str:
     times = _all_times(lanes)
     if not times:
         return _empty_svg("时间线", "本报告没有可绘制的时间记录", width)
-    t0, t1 = min(times), max(times)
+    t0, t1 = min(times), min(max(times), as_of)  # what lies after the report's moment is not drawn
+    if t1 <= t0:
+        t1 = max(times)
     tz = t0.tzinfo
     span = max((t1 - t0).total_seconds(), 60.0)
     left, right, top, lane_h = 150, 20, 36, 26
@@ -205,11 +207,15 @@ def timeline_svg(report: Mapping[str, Any], *, width: int = 960) -> str:
             parts.append(f'<rect x="{left}" y="{top + lane_h * i}" width="{plot_w}" height="{lane_h}" fill="#fafafa"/>')
         parts.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{escape(lane.label)}</text>')
         for s, e, colour, tip in lane.bars:
+            if s > t1:
+                continue
+            e = min(e, t1)
             w = max(x(e) - x(s), 2.0)
             parts.append(f'<rect x="{x(s):.1f}" y="{y - 5:.1f}" width="{w:.1f}" height="10" rx="2" fill="{colour}" '
                          f'fill-opacity="0.35" stroke="{colour}"><title>{escape(tip)}</title></rect>')
         for at, shape, colour, tip in lane.marks:
-            parts.append(_shape(x(at), y, shape, colour, tip))
+            if at <= t1:
+                parts.append(_shape(x(at), y, shape, colour, tip))
     parts.append(f'<line x1="{left}" y1="{axis_y}" x2="{width - right}" y2="{axis_y}" stroke="{DARK}"/>')
     if as_of <= t1:
         xa = x(as_of)

@@ -22,6 +22,8 @@ category name none of the five).
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 from lxml import etree
@@ -47,7 +49,7 @@ from warning.feeds.common import (
     parse_time,
 )
 from warning.levels import level_of, max_level
-from warning.xmlsafe import local, parse_xml
+from warning.xmlsafe import LOCAL_NAMES, local, parse_xml
 
 CAP_NAMESPACES = (
     "urn:oasis:names:tc:emergency:cap:1.2",
@@ -63,75 +65,104 @@ _PLACEHOLDERS = {"", "!"}
 
 
 def _text(el: etree._Element) -> str:
-    return (el.text or "").strip()
+    t = el.text
+    return t.strip() if t else ""
+
+
+# The readers below run once per element of every document, so they dispatch on the local name with
+# one dict lookup per child (``_NAMES``), strip text inline and make no other calls.
+_NAMES = LOCAL_NAMES
 
 
 def _pairs(el: etree._Element) -> tuple[str, str]:
     name = value = ""
     for c in el:
-        n = local(c.tag)
+        n = _NAMES[c.tag]
         if n == "valueName":
-            name = _text(c)
+            t = c.text
+            name = t.strip() if t else ""
         elif n == "value":
-            value = _text(c)
+            t = c.text
+            value = t.strip() if t else ""
     return name, value
 
 
 def _area_dict(el: etree._Element) -> dict[str, Any]:
-    area: dict[str, Any] = {"areaDesc": None, "polygon": [], "circle": [], "geocode": []}
+    polygons: list[str] = []
+    circles: list[str] = []
+    geocodes: list[tuple[str, str]] = []
+    area: dict[str, Any] = {"areaDesc": None, "polygon": polygons, "circle": circles, "geocode": geocodes}
     for c in el:
-        n = local(c.tag)
-        if n == "areaDesc":
-            area["areaDesc"] = _text(c)
+        n = _NAMES[c.tag]
+        if n == "geocode":
+            geocodes.append(_pairs(c))
         elif n == "polygon":
-            area["polygon"].append(_text(c))
+            t = c.text
+            polygons.append(t.strip() if t else "")
         elif n == "circle":
-            area["circle"].append(_text(c))
-        elif n == "geocode":
-            area["geocode"].append(_pairs(c))
+            t = c.text
+            circles.append(t.strip() if t else "")
+        elif n == "areaDesc":
+            t = c.text
+            area["areaDesc"] = t.strip() if t else ""
     return area
 
 
-_INFO_SCALARS = {
+_INFO_SCALARS = frozenset({
     "language", "event", "urgency", "severity", "certainty", "effective", "onset", "expires", "senderName",
     "headline", "description", "instruction", "web", "contact", "audience",
-}
+})
 
 
 def _info_dict(el: etree._Element) -> dict[str, Any]:
-    info: dict[str, Any] = {"category": [], "eventCode": [], "parameter": [], "area": []}
+    categories: list[str] = []
+    event_codes: list[tuple[str, str]] = []
+    parameters: list[tuple[str, str]] = []
+    areas: list[dict[str, Any]] = []
+    info: dict[str, Any] = {"category": categories, "eventCode": event_codes, "parameter": parameters, "area": areas}
     for c in el:
-        n = local(c.tag)
+        n = _NAMES[c.tag]
         if n in _INFO_SCALARS:
-            info[n] = (c.text or "").strip()
-        elif n == "category":
-            info["category"].append(_text(c))
-        elif n == "eventCode":
-            info["eventCode"].append(_pairs(c))
+            t = c.text
+            info[n] = t.strip() if t else ""
         elif n == "parameter":
-            info["parameter"].append(_pairs(c))
+            parameters.append(_pairs(c))
         elif n == "area":
-            info["area"].append(_area_dict(c))
+            areas.append(_area_dict(c))
+        elif n == "category":
+            t = c.text
+            categories.append(t.strip() if t else "")
+        elif n == "eventCode":
+            event_codes.append(_pairs(c))
     return info
 
 
 def _alert_dict(el: etree._Element) -> dict[str, Any]:
-    alert: dict[str, Any] = {"info": [], "code": []}
+    infos: list[dict[str, Any]] = []
+    codes: list[str] = []
+    alert: dict[str, Any] = {"info": infos, "code": codes}
     for c in el:
-        n = local(c.tag)
+        n = _NAMES[c.tag]
         if n == "info":
-            alert["info"].append(_info_dict(c))
+            infos.append(_info_dict(c))
         elif n == "code":
-            alert["code"].append(_text(c))
+            t = c.text
+            codes.append(t.strip() if t else "")
         elif n == "Signature":
             alert["signature"] = etree.tostring(c, encoding="unicode")
         elif n:
-            alert[n] = (c.text or "").strip()
+            t = c.text
+            alert[n] = t.strip() if t else ""
     return alert
 
 
+# CAP alerts are found with lxml's own tag matching (C, no proxy per element): ``{}alert`` is the
+# no-namespace element only, as ``_is_cap_alert`` says.
+_ALERT_TAGS = (*(f"{{{ns}}}alert" for ns in CAP_NAMESPACES), "{}alert")
+
+
 def _is_cap_alert(el: etree._Element) -> bool:
-    if local(el.tag) != "alert":
+    if _NAMES[el.tag] != "alert":
         return False
     ns = el.tag[1:].split("}", 1)[0] if el.tag.startswith("{") else ""
     return ns in CAP_NAMESPACES or ns == ""
@@ -150,8 +181,31 @@ def _coord(token: str, what: str) -> tuple[float, float]:
     return lat, lon
 
 
+# Every token "lat,lon" with exactly one comma and something on both sides: then the whole ring can
+# be read with one split and one map(float); anything else takes the token-by-token path, which
+# gives the precise error.
+_SIMPLE_RING = re.compile(r"\s*(?:[^\s,]+,[^\s,]+(?:\s+|\Z))*")
+
+
+def _ring_fast(text: str) -> list[tuple[float, float]] | None:
+    if _SIMPLE_RING.fullmatch(text) is None:
+        return None
+    try:
+        nums = list(map(float, text.replace(",", " ").split()))
+    except ValueError:
+        return None
+    lats, lons = nums[0::2], nums[1::2]
+    if not lats or not math.isfinite(sum(nums)):
+        return None
+    if min(lats) < -90 or max(lats) > 90 or min(lons) < -180 or max(lons) > 180:
+        return None
+    return list(zip(lons, lats, strict=True))
+
+
 def _polygon(text: str) -> list[tuple[float, float]]:
-    ring = [(lon, lat) for lat, lon in (_coord(t, "polygon") for t in text.split())]
+    ring = _ring_fast(text)
+    if ring is None:
+        ring = [(lon, lat) for lat, lon in (_coord(t, "polygon") for t in text.split())]
     if ring and ring[0] != ring[-1]:
         ring.append(ring[0])
     if len(set(ring)) < 3:
@@ -324,9 +378,9 @@ def _add(result: ParseResult, alert: dict[str, Any], ctx: ParserContext) -> None
 
 def _parse_feed(root: etree._Element, ctx: ParserContext, result: ParseResult) -> None:
     """Atom or RSS: collect CAP links, read complete embedded alerts."""
-    items = [el for el in root.iter() if local(el.tag) in ("entry", "item")]
+    items = list(root.iter("{*}entry", "{*}item"))
     for item in items:
-        embedded = [el for el in item.iter() if _is_cap_alert(el)]
+        embedded = list(item.iter(*_ALERT_TAGS))
         complete = [el for el in embedded if _text_of(el, "identifier") not in _PLACEHOLDERS
                     and _text_of(el, "sender") not in _PLACEHOLDERS]
         for el in complete:
@@ -346,7 +400,7 @@ def _parse_feed(root: etree._Element, ctx: ParserContext, result: ParseResult) -
 
 def _text_of(el: etree._Element, name: str) -> str:
     for c in el:
-        if local(c.tag) == name:
+        if _NAMES[c.tag] == name:
             return _text(c)
     return ""
 
@@ -428,7 +482,7 @@ def parse(payload: bytes, ctx: ParserContext) -> ParseResult:
     if _is_cap_alert(root):
         _add(result, _alert_dict(root), ctx)
     elif name == "EDXLDistribution":
-        alerts = [el for el in root.iter() if _is_cap_alert(el)]
+        alerts = list(root.iter(*_ALERT_TAGS))
         if not alerts:
             result.skipped.append(Skipped(reason="EDXL-DE 信封中没有 CAP / EDXL-DE envelope holds no CAP alert"))
         for el in alerts:
@@ -437,7 +491,7 @@ def parse(payload: bytes, ctx: ParserContext) -> ParseResult:
         _parse_feed(root, ctx, result)
     else:
         # Some publishers wrap several alerts in their own root (SMHI: <alerts>).
-        alerts = [el for el in root.iter() if _is_cap_alert(el)]
+        alerts = list(root.iter(*_ALERT_TAGS))
         if not alerts:
             raise ParseError("unknown_format", f"不是 CAP 文档 / not a CAP document: root <{name}>")
         for el in alerts:
