@@ -115,7 +115,15 @@ def area_to_target(area: AreaSpec) -> Any:
     )
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def _jsonable(value: Any) -> Any:
+    t = type(value)
+    if t in _PLAIN:  # nearly every leaf: answered by one set lookup (str subclasses such as enums go on)
+        return value
+    if t is list:
+        return [_jsonable(v) for v in value]
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, enum.Enum):
