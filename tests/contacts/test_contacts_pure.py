@@ -72,7 +72,7 @@ def test_rows_report_every_problem_with_row_numbers() -> None:
         rec(name="李四", phone="12345"),
         rec(name="王五", phone="13900002222", area_code="140502009999"),
         rec(),  # duplicate of the first
-        rec(name="赵六", phone="13900003333", role="村长", area_code="140502001000"),  # township code for a village role
+        rec(name="赵六", phone="13900003333", role="村长", area_code="140502001000"),  # township code, village role
         rec(name="钱七", phone="13900001111", area_code="140502001002"),  # another person on the same number
         rec(name="孙八", phone="13900004444", role="司机"),
         {"name": "", "phone": "", "role": "", "area_code": ""},  # blank line: skipped, not an error

@@ -286,12 +286,14 @@ def draft_from_alert(alert: dict[str, Any], ctx: ParserContext, source_format: s
             instruction=info.get("instruction") or None, sender_name=info.get("senderName") or None,
             web=info.get("web") or None,
         ))
-        categories.extend(info.get("category") or [])
-        params = [(n, v) for n, v in info.get("parameter") or []]
+        categories.extend(info.get("category") or ())
+        params = info.get("parameter") or ()
         for n, v in params:
-            parameters.setdefault(n, [])
-            if v not in parameters[n]:
-                parameters[n].append(v)
+            seen = parameters.get(n)
+            if seen is None:
+                parameters[n] = [v]
+            elif v not in seen:
+                seen.append(v)
         lvl, _how = level_of([info.get("event"), info.get("headline")], params, info.get("severity"),
                              info.get("urgency"), info.get("certainty"))
         levels.append((lvl, _how))

@@ -110,7 +110,14 @@ def _split(words: tuple[str, ...]) -> tuple[tuple[str, ...], frozenset[str], tup
     return zh, single, phrases
 
 
+def _any_of(words: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One search for "any of these substrings" (None for none), instead of a substring test per word."""
+    return re.compile("|".join(map(re.escape, words))) if words else None
+
+
 _HAZARD_SETS = [(h, *_split(words)) for h, words in _HAZARD_WORDS]
+# The same as _HAZARD_SETS with the Chinese words and the phrases each as one compiled search.
+_HAZARD_MATCHERS = [(h, single, _any_of(zh), _any_of(phrases)) for h, zh, single, phrases in _HAZARD_SETS]
 _TOKEN = re.compile(r"\w+")
 
 
@@ -130,8 +137,13 @@ def hazard_from_text(*texts: str | None) -> Hazard | None:
     words.update(t[:-1] for t in tokens if t.endswith("s"))
     words.update(t[:-2] for t in tokens if t.endswith("es"))
     padded = " " + " ".join(tokens) + " "
-    for hazard, zh, single, phrases in _HAZARD_SETS:
-        if not words.isdisjoint(single) or any(w in joined for w in zh) or any(p in padded for p in phrases):
+    has_zh = not joined.isascii()  # every Chinese word is non-ASCII: pure ASCII text needs no search for them
+    for hazard, single, zh, phrases in _HAZARD_MATCHERS:
+        if (
+            not words.isdisjoint(single)
+            or (has_zh and zh is not None and zh.search(joined) is not None)
+            or (phrases is not None and phrases.search(padded) is not None)
+        ):
             return hazard
     return None
 
@@ -181,6 +193,6 @@ def china_admin_code(value: str) -> str | None:
     are left alone.
     """
     v = value.strip()
-    if len(v) in (6, 9, 12) and _DIGITS.match(v) and v[:2] in _CN_PROVINCES:
+    if len(v) in (6, 9, 12) and v[:2] in _CN_PROVINCES and _DIGITS.match(v):
         return v.ljust(12, "0")
     return None
