@@ -13,6 +13,7 @@ import argparse
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from lxml import etree
@@ -22,19 +23,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from warning.draft import ParseError  # noqa: E402
 from warning.feeds import ParserContext, get_parser  # noqa: E402
 from warning.feeds.common import CHENGQU_CENTER  # noqa: E402
-from warning.normalize import draft_to_json  # noqa: E402
+from warning.normalize import draft_to_json, result_to_json  # noqa: E402
 
 
-def rate(fn, docs: list[bytes], seconds: float) -> float:  # type: ignore[no-untyped-def]
-    n = 0
-    start = time.perf_counter()
-    while True:
-        for d in docs:
-            fn(d)
-        n += len(docs)
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return n / elapsed
+def rates(
+    fns: dict[str, Callable[[bytes], object]], docs: list[bytes], seconds: float
+) -> dict[str, tuple[float, float]]:
+    """docs/s of each function by wall clock and by this process's CPU time.
+
+    The functions take turns, one pass over the documents each, until ``seconds`` per function have
+    passed: on a shared machine the load changes from second to second, and taking turns lets every
+    function meet the same load, so their ratio means something even when the absolute rates do not.
+    """
+    wall = dict.fromkeys(fns, 0.0)
+    cpu = dict.fromkeys(fns, 0.0)
+    passes = 0
+    while passes == 0 or min(wall.values()) < seconds:
+        for name, fn in fns.items():
+            w0, c0 = time.perf_counter(), time.process_time()
+            for d in docs:
+                fn(d)
+            wall[name] += time.perf_counter() - w0
+            cpu[name] += time.process_time() - c0
+        passes += 1
+    n = passes * len(docs)
+    return {name: (n / wall[name], n / max(cpu[name], 1e-9)) for name in fns}
 
 
 def firms_rows(n: int, seed: int = 42) -> bytes:
@@ -80,8 +93,9 @@ def main() -> int:
         return 2
 
     def ours(d: bytes) -> None:
-        for w in parse(d, ctx).warnings:
-            draft_to_json(w, None)
+        # What `jiaoying normalize --format cap` does per document, without geo targeting (no matcher):
+        # safe parse, drafts, and the whole fixed JSON document (warnings, skipped, links).
+        result_to_json(parse(d, ctx))
 
     bare_parser = etree.XMLParser()
 
@@ -90,12 +104,14 @@ def main() -> int:
 
     ours(docs[0])
     bare(docs[0])
-    r_bare = rate(bare, docs, args.seconds)
-    r_ours = rate(ours, docs, args.seconds)
+    r = rates({"bare": bare, "ours": ours}, docs, args.seconds)
+    (bare_wall, bare_cpu), (ours_wall, ours_cpu) = r["bare"], r["ours"]
     print(f"CAP documents: {len(docs)} samples, {sum(map(len, docs)) / len(docs) / 1024:.1f} KiB average")
-    print(f"CAP parse+normalize: {r_ours:,.0f} docs/s")
-    print(f"bare lxml.etree.fromstring: {r_bare:,.0f} docs/s")
-    print(f"ratio: {r_ours / r_bare:.0%} of bare lxml  (targets: >= 1,000 docs/s, >= 30%)")
+    print("CAP parse+normalize = safe parse + drafts + the `normalize` JSON document; geo targeting excluded")
+    print(f"CAP parse+normalize: {ours_wall:,.0f} docs/s  (CPU time: {ours_cpu:,.0f} docs/s)")
+    print(f"bare lxml.etree.fromstring: {bare_wall:,.0f} docs/s  (CPU time: {bare_cpu:,.0f} docs/s)")
+    print(f"ratio: {ours_wall / bare_wall:.0%} of bare lxml (CPU time: {ours_cpu / bare_cpu:.0%}; taking turns)  "
+          "(targets: >= 1,000 docs/s, >= 30%)")
 
     payload = firms_rows(100_000)
     firms = get_parser("firms")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import tomllib
 from pathlib import Path
 
@@ -76,14 +77,20 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
-# A hash of nothing, verified against when the user does not exist, so timing does not reveal usernames.
-_DUMMY_HASH = _hasher.hash("jiaoying-no-such-user")
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash of nothing, verified against when the user does not exist, so timing does not reveal usernames.
+
+    Made on first use, not at import: every command (a drill, a migration) imports this module, and one
+    argon2 hash costs a noticeable fraction of a second.
+    """
+    return _hasher.hash("jiaoying-no-such-user")
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:
     user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
     if user is None:
-        verify_password(_DUMMY_HASH, password)
+        verify_password(_dummy_hash(), password)
         return None
     if not user.active or not verify_password(user.password_hash, password):
         return None

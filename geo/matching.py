@@ -22,6 +22,7 @@ import math
 import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ KM_PER_DEG_LAT = 111.195  # mean Earth radius 6371 km
 CIRCLE_SEGMENTS = 64
 EXACT_SHARE_BUDGET = 60_000  # partial villages × target vertices overlaid exactly; beyond it, sampled
 SMALL_TARGET_VERTICES = 512  # below this the target is overlaid directly (circles, simple polygons)
-CHUNK_VERTICES = 48
+CHUNK_VERTICES = 12
 MIN_SHARE = 1e-9
 COVER_RATIO = 0.99  # children whose polygons cover this much of their parent replace it in matching
 
@@ -191,6 +192,7 @@ class RegionIndex:
         self._sites = list(sites)
         self._sample_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._sample_lock = threading.Lock()
+        self._full_hits: dict[int, AreaHit] = {}
         self._build_tree_arrays()
         self._build_spatial()
 
@@ -246,8 +248,9 @@ class RegionIndex:
             a = stack.pop()
             kids = self.children(a.code)
             if self._has_geom(a):
-                shaped = [k for k in kids if self._has_geom(k)]
-                if shaped and sum(k.geometry.area for k in shaped) >= COVER_RATIO * a.geometry.area:
+                shaped = self._shaped_frontier(a.code)
+                covered = sum(k.geometry.area for k in shaped)  # type: ignore[union-attr]
+                if shaped and covered >= COVER_RATIO * a.geometry.area:  # type: ignore[union-attr]
                     stack.extend(shaped)
                 else:
                     leaves.append(a)
@@ -285,6 +288,23 @@ class RegionIndex:
         for i, s in enumerate(self._sites):
             if s.area_code:
                 self._sites_by_area.setdefault(s.area_code, []).append(i)
+
+    def _shaped_frontier(self, code: str) -> list[AreaRecord]:
+        """The nearest descendants with geometry (looking through levels that have none)."""
+        out: list[AreaRecord] = []
+        stack = list(self._children.get(code, []))
+        seen: set[str] = {code}
+        while stack:
+            c = stack.pop()
+            if c in seen:
+                continue
+            seen.add(c)
+            rec = self._areas[c]
+            if self._has_geom(rec):
+                out.append(rec)
+            else:
+                stack.extend(self._children.get(c, []))
+        return out
 
     # ---- tree navigation ----------------------------------------------------------------------
 
@@ -337,25 +357,30 @@ class RegionIndex:
 
     def match(self, target: MatchTarget) -> MatchResult:
         areal, points = self._target_geometry(target)
-        finest_share: dict[int, float] = {}
-        estimated: set[int] = set()
+        n = len(self._finest)
+        share = np.full(n, -1.0)  # -1 = not reached; 0 = reached by a point; else the covered share
+        estimated = np.zeros(n, dtype=bool)
         ctx_hits: dict[str, float] = {}
         site_idx: set[int] = set()
 
         if areal is not None:
             leaf_idx, shares, est = self._match_areal(areal)
-            for li, sh, es in zip(leaf_idx.tolist(), shares.tolist(), est.tolist(), strict=True):
-                for fi in self._leaf_finest[li].tolist():
-                    if sh > finest_share.get(fi, -1.0):
-                        finest_share[fi] = sh
-                    if es:
-                        estimated.add(fi)
+            simple = self._leaf_simple[leaf_idx]
+            fi = self._leaf_to_finest[leaf_idx[simple]]
+            np.maximum.at(share, fi, shares[simple])
+            estimated[fi[est[simple]]] = True
+            for li, sh, es in zip(leaf_idx[~simple].tolist(), shares[~simple].tolist(), est[~simple].tolist(),
+                                  strict=True):
+                spread = self._leaf_finest[li]
+                share[spread] = np.maximum(share[spread], sh)
+                if es:
+                    estimated[spread] = True
             if len(self._ctx_codes):
                 for ci in self._ctx_tree.query(areal, predicate="intersects").tolist():
                     geom = self._ctx_geoms[ci]
-                    share = float(shapely.area(shapely.intersection(geom, areal)) / geom.area)
-                    if share > MIN_SHARE:
-                        ctx_hits[self._ctx_codes[ci]] = share
+                    ctx_share = float(shapely.area(shapely.intersection(geom, areal)) / geom.area)
+                    if ctx_share > MIN_SHARE:
+                        ctx_hits[self._ctx_codes[ci]] = ctx_share
             if len(self._sites):
                 site_idx.update(self._site_tree.query(areal, predicate="intersects").tolist())
         if points:
@@ -363,8 +388,8 @@ class RegionIndex:
             if len(self._leaf_codes):
                 _, li = self._tree.query(parr, predicate="intersects")
                 for leaf in li.tolist():
-                    for fi in self._leaf_finest[leaf].tolist():
-                        finest_share.setdefault(fi, 0.0)
+                    spread = self._leaf_finest[leaf]
+                    share[spread] = np.maximum(share[spread], 0.0)
             if len(self._ctx_codes):
                 _, ci = self._ctx_tree.query(parr, predicate="intersects")
                 for c in ci.tolist():
@@ -382,15 +407,13 @@ class RegionIndex:
             for code in context:
                 ctx_hits[code] = 1.0
             for code in managed:
-                if code in self._finest_pos:
-                    finest_share[self._finest_pos[code]] = 1.0
-                    estimated.discard(self._finest_pos[code])
                 for c in (code, *self.descendants(code)):
-                    if c in self._finest_pos:
-                        finest_share[self._finest_pos[c]] = 1.0
-                        estimated.discard(self._finest_pos[c])
+                    pos = self._finest_pos.get(c)
+                    if pos is not None:
+                        share[pos] = 1.0
+                        estimated[pos] = False
                     site_idx.update(self._sites_by_area.get(c, ()))
-        return self._result(finest_share, estimated, ctx_hits, site_idx, unknown)
+        return self._result(share, estimated, ctx_hits, site_idx, unknown)
 
     def _target_geometry(self, target: MatchTarget) -> tuple[BaseGeometry | None, list[Point]]:
         parts: list[BaseGeometry] = []
@@ -429,15 +452,18 @@ class RegionIndex:
             shares = self._exact_shares(areal, hit)
             keep = shares > MIN_SHARE
             return hit[keep], shares[keep], np.zeros(int(keep.sum()), dtype=bool)
-        # Large target: cells crossed by its rings are partial; the rest are wholly in or out.
+        # Large target: cells near its rings (bounding boxes meeting a short chunk of a ring) may be partial;
+        # every other candidate is wholly in or out. Chunks are short so their boxes hug the rings; only
+        # bounding boxes are compared here (preparing hundreds of chunks would cost more than it saves).
         chunks = _ring_chunks(areal)
-        _, crossed = self._tree.query(chunks, predicate="intersects")
-        partial = np.unique(crossed)
-        rest = np.setdiff1d(cand, partial, assume_unique=False)
+        _, near = self._tree.query(chunks)
+        partial = np.unique(near)
+        is_partial = np.zeros(len(self._leaf_codes), dtype=bool)
+        is_partial[partial] = True
+        rest = cand[~is_partial[cand]]
         multi = rest[self._leaf_multi[rest]]  # a multi-part leaf can straddle without touching a ring
         rest = rest[~self._leaf_multi[rest]]
         if len(multi):
-            multi = multi[shapely.intersects(areal, self._leaf_geoms[multi])]
             partial = np.union1d(partial, multi)
         inside = rest[shapely.contains_xy(areal, self._rep_x[rest], self._rep_y[rest])]
         if len(partial) * nverts <= EXACT_SHARE_BUDGET:
@@ -472,12 +498,12 @@ class RegionIndex:
         geom = self._leaf_geoms[leaf]
         x0, y0, x1, y1 = geom.bounds
         xs = ys = np.empty(0)
-        for n in (6, 12, 24):
+        for n in (5, 10, 20):
             gx, gy = np.meshgrid(x0 + (np.arange(n) + 0.5) * (x1 - x0) / n, y0 + (np.arange(n) + 0.5) * (y1 - y0) / n)
             gx, gy = gx.ravel(), gy.ravel()
             inside = shapely.contains_xy(geom, gx, gy)
             xs, ys = gx[inside], gy[inside]
-            if len(xs) >= 12:
+            if len(xs) >= 8:
                 break
         if not len(xs):
             xs, ys = self._rep_x[leaf : leaf + 1].copy(), self._rep_y[leaf : leaf + 1].copy()
@@ -496,10 +522,16 @@ class RegionIndex:
         owner = np.repeat(np.arange(len(idx)), counts)
         covered = np.bincount(owner, weights=inside, minlength=len(idx))
         shares = covered / counts
-        # A partial leaf certainly touches the target: never report it as untouched for lack of samples.
-        low = shares <= MIN_SHARE
-        if low.any():
-            shares[low] = self._exact_shares(areal, idx[low])
+        # A leaf near the rings that no sample falls in may still overlap the target: if it does (and not
+        # merely along the rim) it gets half a sample's worth; an overlay with a large target costs more
+        # than all the rest. A leaf whose samples all fall inside is reported whole (within sample error).
+        low = np.flatnonzero(shares <= MIN_SHARE)
+        if len(low):
+            geoms = self._leaf_geoms[idx[low]]
+            overlap = shapely.intersects(areal, geoms)
+            if overlap.any():
+                overlap[overlap] = ~shapely.touches(areal, geoms[overlap])
+            shares[low] = np.where(overlap, 0.5 / (counts[low] + 1), 0.0)
         return shares
 
     def _codes_for(self, raw: str) -> tuple[list[str], list[str]]:
@@ -524,32 +556,39 @@ class RegionIndex:
         context = sorted(c for c in codes if self._areas[c].context)
         return managed, context
 
-    def _result(self, finest_share: dict[int, float], estimated: set[int], ctx_hits: dict[str, float],
+    def _result(self, share: np.ndarray, estimated: np.ndarray, ctx_hits: dict[str, float],
                 site_idx: set[int], unknown: list[str]) -> MatchResult:
         by_level: dict[str, list[AreaHit]] = {lv: [] for lv in LEVELS}
-        if finest_share:
-            fi = np.fromiter(finest_share.keys(), dtype=np.int64, count=len(finest_share))
-            sh = np.fromiter(finest_share.values(), dtype=float, count=len(finest_share))
+        fi = np.flatnonzero(share >= 0.0)
+        if len(fi):
+            sh = share[fi]
             anc = self._anc[fi]
             mask = anc >= 0
             wts = np.broadcast_to((sh * self._weight[fi])[:, None], anc.shape)
             num = np.bincount(anc[mask], weights=wts[mask], minlength=len(self._upper))
             touched = np.unique(anc[mask])
+            est_f = estimated[fi]
             est_upper: set[int] = set()
-            if estimated:
-                est_arr = np.array([i in estimated for i in fi.tolist()], dtype=bool)
-                est_upper = set(np.unique(anc[est_arr][anc[est_arr] >= 0]).tolist())
-            for i, s in zip(fi.tolist(), sh.tolist(), strict=True):
-                rec = self._areas[self._finest[i]]
-                by_level[rec.level].append(AreaHit(rec.code, rec.name, rec.level, round(s, 4), rec.approximate,
-                                                   i in estimated))
+            if est_f.any():
+                est_upper = set(np.unique(anc[est_f][anc[est_f] >= 0]).tolist())
+            full = self._full_hits
+            for i, s, es in zip(fi.tolist(), np.round(sh, 4).tolist(), est_f.tolist(), strict=True):
+                if s == 1.0 and not es:
+                    hit = full.get(i)
+                    if hit is None:  # immutable, so one instance per area serves every call
+                        rec = self._areas[self._finest[i]]
+                        hit = full[i] = AreaHit(rec.code, rec.name, rec.level, 1.0, rec.approximate)
+                else:
+                    rec = self._areas[self._finest[i]]
+                    hit = AreaHit(rec.code, rec.name, rec.level, s, rec.approximate, es)
+                by_level[hit.level].append(hit)
             for u in touched.tolist():
                 rec = self._areas[self._upper[u]]
-                share = float(num[u] / self._upper_den[u]) if self._upper_den[u] > 0 else 0.0
-                by_level[rec.level].append(AreaHit(rec.code, rec.name, rec.level, round(min(share, 1.0), 4),
+                up = float(num[u] / self._upper_den[u]) if self._upper_den[u] > 0 else 0.0
+                by_level[rec.level].append(AreaHit(rec.code, rec.name, rec.level, round(min(up, 1.0), 4),
                                                    rec.approximate, u in est_upper))
         for hits in by_level.values():
-            hits.sort(key=lambda h: h.code)
+            hits.sort(key=_code_of)
         context = [
             AreaHit(c, self._areas[c].name, self._areas[c].level, round(min(s, 1.0), 4), self._areas[c].approximate)
             for c, s in sorted(ctx_hits.items())
@@ -565,16 +604,21 @@ class RegionIndex:
         )
 
 
+_code_of = attrgetter("code")
+
+
 def _ring_chunks(geom: BaseGeometry, size: int = CHUNK_VERTICES) -> np.ndarray:
-    """The target's rings (exterior and holes) cut into short linestrings for a cheap indexed crossing test."""
+    """Boxes around short runs of the target's rings (exterior and holes), consecutive runs sharing a vertex,
+    so every ring segment lies in some box; only their extents are used (tree queries compare boxes)."""
     rings = shapely.get_rings(shapely.get_parts(geom))
-    pieces: list[np.ndarray] = []
-    for ring in rings:
-        coords = shapely.get_coordinates(ring)
-        n = len(coords)
-        for start in range(0, n - 1, size):
-            pieces.append(coords[start : min(start + size + 1, n)])
-    if not pieces:
+    if not len(rings):
         return np.empty(0, dtype=object)
-    index = np.repeat(np.arange(len(pieces)), [len(p) for p in pieces])
-    return shapely.linestrings(np.concatenate(pieces), indices=index)
+    xy = shapely.get_coordinates(rings)
+    lens = shapely.get_num_coordinates(rings)
+    offsets = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    starts = np.concatenate([off + np.arange(0, max(n - 1, 1), size) for off, n in zip(offsets, lens, strict=True)])
+    last = np.repeat(offsets + lens - 1, [len(np.arange(0, max(n - 1, 1), size)) for n in lens])
+    ends = np.minimum(starts + size, last)
+    lo = np.minimum(np.minimum.reduceat(xy, starts, axis=0), xy[ends])
+    hi = np.maximum(np.maximum.reduceat(xy, starts, axis=0), xy[ends])
+    return shapely.box(lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1])

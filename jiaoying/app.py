@@ -24,6 +24,7 @@ from jiaoying.scheduler import build_scheduler
 from responses import api as responses_api
 from responses import callout_api, callout_service, measure_api, webhooks
 from responses import engine as response_engine
+from responses.audit import api as audit_api
 from warning import api as warning_api
 from warning import consultation_api
 
@@ -42,6 +43,7 @@ ROUTERS = [
     warning_api.warnings_router,
     measure_api.router,
     measure_api.reports_router,
+    audit_api.router,
 ]
 
 PUBLIC_PATHS = {"/healthz", "/readyz", "/auth/token", *webhooks.WEBHOOK_PATHS}  # webhooks: provider-signed

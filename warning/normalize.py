@@ -92,6 +92,12 @@ def area_to_target(area: AreaSpec) -> Any:
 
     Only Chinese statistical codes go to geo as geocodes: foreign codes (FIPS, EMMA_ID …) can never
     name an area of the region, so asking would only produce noise.
+
+    When the area block has a polygon or a circle, the geometry alone says where: its geocodes are a
+    coarse equivalent (CAP 1.2 asks for a geocode to come "in concert with an equivalent description"
+    in polygon/circle form) and, in CMA-style alerts, name the issuing office's whole county. Matching
+    them as well would put every village of the county under a warning drawn over a part of it. The
+    geocodes stay on the warning as sent; they target only an area block with no geometry.
     """
     if MatchTarget is None:
         return None
@@ -105,8 +111,8 @@ def area_to_target(area: AreaSpec) -> Any:
             poly = make_valid(poly)
         if not poly.is_empty:
             polygons.append(poly)
-    codes = []
-    for _name, value in area.geocodes:
+    codes: list[str] = []
+    for _name, value in () if (polygons or area.circles) else area.geocodes:
         code = china_admin_code(value)
         if code and code not in codes:
             codes.append(code)
@@ -123,7 +129,10 @@ def _jsonable(value: Any) -> Any:
     if t in _PLAIN:  # nearly every leaf: answered by one set lookup (str subclasses such as enums go on)
         return value
     if t is list:
-        return [_jsonable(v) for v in value]
+        return [v if type(v) in _PLAIN else _jsonable(v) for v in value]
+    if t is dict:
+        return {(k if type(k) is str else str(k)): (v if type(v) in _PLAIN else _jsonable(v))
+                for k, v in value.items()}
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, enum.Enum):

@@ -7,10 +7,11 @@ network: styles are inline and the charts are inline SVG whose text the browser 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
@@ -105,7 +106,8 @@ def _cell(value: Any, column: Column) -> Any:
     return value
 
 
-def write_xlsx(report: Mapping[str, Any], path: Path) -> None:
+def write_xlsx(report: Mapping[str, Any], path: Path | IO[bytes]) -> None:
+    """The workbook, to a file path or a binary stream (the API answers with it without touching disk)."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
@@ -158,7 +160,13 @@ def write_xlsx(report: Mapping[str, Any], path: Path) -> None:
     wb.properties.created = (created or dt.datetime(2000, 1, 1, tzinfo=dt.UTC)).astimezone(dt.UTC).replace(tzinfo=None)
     wb.properties.modified = wb.properties.created
     wb.properties.creator = "Jiaoying"
-    wb.save(path)
+    wb.save(path)  # openpyxl writes through zipfile, which takes a stream as well as a path
+
+
+def xlsx_bytes(report: Mapping[str, Any]) -> bytes:
+    buf = io.BytesIO()
+    write_xlsx(report, buf)
+    return buf.getvalue()
 
 
 def write_report(report: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:

@@ -35,7 +35,7 @@ from config.users import find_department
 from responses.audit.builder import build_report
 from responses.audit.render import write_report
 from responses.drill.notifier import drill_notifier
-from responses.drill.scenario import LoadedScenario, Scenario
+from responses.drill.scenario import AnswerRule, LoadedScenario, Scenario
 from responses.notifiers.fake import FakeNotifier
 
 Job = Callable[[Runtime], object]
@@ -157,6 +157,9 @@ class Players:
         self.fed: set[int] = set()
         self.given_up: set[tuple[str, int, str]] = set()  # actions the system refused: tried once, logged once
         self.log: list[tuple[str, str]] = []
+        self.rules: dict[int, AnswerRule | None] = {}  # callout id → the scenario rule its person follows
+        self.places: dict[int, list[str]] = {}  # contact id → the areas of their duties
+        self.dept_codes: dict[str, str] = {}  # department as the scenario names it → its code
 
     def note(self, now: dt.datetime, text: str) -> None:
         self.log.append((now.astimezone(self.rt.settings.tz).isoformat(timespec="seconds"), text))
@@ -208,8 +211,10 @@ class Players:
             done = set(session.execute(select(Judgement.department)
                                        .where(Judgement.consultation_id == c.id)).scalars())
             for rule in rules:
-                dept = find_department(session, rule.department)
-                code = dept.code if dept else rule.department
+                if rule.department not in self.dept_codes:  # departments do not change during a drill
+                    dept = find_department(session, rule.department)
+                    self.dept_codes[rule.department] = dept.code if dept else rule.department
+                code = self.dept_codes[rule.department]
                 if code not in (c.invited or []) or code in done:
                     continue
                 due = c.opened_at + rule.after
@@ -262,25 +267,32 @@ class Players:
         from responses.callout_models import Callout
         from responses.callout_service import record_answer
         from responses.callouts import AnswerChannel, AnswerKind
-        from responses.contacts_models import Duty
 
         upcoming: list[dt.datetime] = []
         if not self.s.behaviour.answers:
             return upcoming
-        waiting = session.execute(select(Callout).where(Callout.drill.is_(True), Callout.answered_at.is_(None),
-                                                        Callout.state != "cancelled")
-                                  .order_by(Callout.id)).scalars().all()
-        for c in waiting:
-            areas = list(c.areas or [])
-            if c.contact_id is not None:
-                areas = [a for a in session.execute(select(Duty.place).where(Duty.contact_id == c.contact_id))
-                         .scalars()] or areas
-            rule = self.s.behaviour.answer_rule(areas=areas, role=c.role, phone=(c.numbers or [None])[0])
+        # Plain columns, not entities: this runs twice a step over every waiting callout, and a person's
+        # rule never changes during a drill (so it is worked out once per callout).
+        waiting = session.execute(select(Callout.id, Callout.started_at, Callout.contact_id, Callout.areas,
+                                         Callout.role, Callout.numbers)
+                                  .where(Callout.drill.is_(True), Callout.answered_at.is_(None),
+                                         Callout.state != "cancelled")
+                                  .order_by(Callout.id)).tuples().all()
+        self._load_places(session, {row[2] for row in waiting if row[2] is not None})
+        for cid, started_at, contact_id, areas, role, numbers in waiting:
+            if cid not in self.rules:
+                places = self.places.get(contact_id, []) if contact_id is not None else []
+                self.rules[cid] = self.s.behaviour.answer_rule(areas=places or list(areas or []), role=role,
+                                                               phone=(numbers or [None])[0])
+            rule = self.rules[cid]
             if rule is None or rule.after is None:
                 continue
-            due = c.started_at + rule.after
+            due = _aware(started_at) + rule.after
             if due > now:
                 upcoming.append(due)
+                continue
+            c = session.get(Callout, cid)
+            if c is None:
                 continue
             if c.attempts and all(a.status in ("failed", "expired") for a in c.attempts):
                 continue  # nothing reached them yet; they answer once a try gets through
@@ -290,6 +302,19 @@ class Players:
                           note="演练模拟应答 / simulated answer")
             self.note(now, f"{c.name} 应答（{rule.channel}）")
         return upcoming
+
+    def _load_places(self, session: Session, contact_ids: set[int]) -> None:
+        """The areas each contact answers for (their duties), read once per contact."""
+        from responses.contacts_models import Duty
+
+        todo = sorted(contact_ids - self.places.keys())
+        for i in range(0, len(todo), 500):
+            chunk = todo[i:i + 500]
+            for cid in chunk:
+                self.places.setdefault(cid, [])
+            for contact_id, place in session.execute(select(Duty.contact_id, Duty.place)
+                                                     .where(Duty.contact_id.in_(chunk)).order_by(Duty.id)).tuples():
+                self.places[contact_id].append(place)
 
     def _measures(self, session: Session, now: dt.datetime) -> list[dt.datetime]:
         from responses import measure_service
@@ -339,6 +364,10 @@ class Players:
             service.close_run(session, run, actor=LEADER, now=now, note="演练：措施均已解除")
             self.note(now, f"响应 {run.number} 结束")
         return []
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 def _measure_report(m: Any) -> dict[str, Any]:

@@ -117,6 +117,8 @@ class FakeTwilioApp:
             self.fake.record("POST", path, account, params, 504, fault)
             await asyncio.sleep(self.fake.config.faults.timeout_seconds)
             return account, params, _error(504, 20504, "Gateway timeout (injected)")
+        if self.fake.config.response_delay > 0:
+            await asyncio.sleep(self.fake.config.response_delay)
         to = params.get("To", "")
         if not to:
             self.fake.record("POST", path, account, params, 400, "missing_to")
@@ -320,7 +322,7 @@ class FakeTwilioApp:
     async def set_config(self, request: Request) -> Response:
         body = await request.json()
         allowed = {"sms_url", "callbacks", "deliver", "auto_answer", "unanswered_numbers", "callback_delay",
-                   "phone_number"}
+                   "phone_number", "response_delay"}
         unknown = set(body) - allowed
         if unknown:
             return JSONResponse({"error": f"unknown settings {sorted(unknown)}"}, status_code=400)

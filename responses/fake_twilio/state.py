@@ -42,6 +42,7 @@ class FakeConfig:
     auto_answer: bool = True  # calls are answered, their TwiML fetched
     unanswered_numbers: list[str] = field(default_factory=list)  # these calls end no-answer
     callback_delay: float = 0.0
+    response_delay: float = 0.0  # seconds each accepted API request is held, like a provider's latency
     faults: Faults = field(default_factory=Faults)
 
 

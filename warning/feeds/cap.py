@@ -75,6 +75,11 @@ _NAMES = LOCAL_NAMES
 
 
 def _pairs(el: etree._Element) -> tuple[str, str]:
+    if len(el) == 2:  # the usual <valueName/><value/>, read without the loop
+        a, b = el
+        if _NAMES[a.tag] == "valueName" and _NAMES[b.tag] == "value":
+            t, u = a.text, b.text
+            return (t.strip() if t else ""), (u.strip() if u else "")
     name = value = ""
     for c in el:
         n = _NAMES[c.tag]
