@@ -84,11 +84,21 @@ def serve(
 
     from jiaoying.app import create_app
 
+    from jiaoying.gateway import with_local_gateway
+
     settings = settings_or_exit()
     if settings.database.auto_upgrade:
         upgrade_and_seed(settings)
+    settings, gateway = with_local_gateway(settings)
     out.print(f"[green]叫应服务启动[/] http://{host}:{port}  （数据库 / database: {settings.database.url}）")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    if gateway is not None:
+        out.print(f"未配置 Twilio：短信/语音发往本地模拟网关 {gateway.url}（不会发到真实号码）"
+                  " / no Twilio credentials: messages go to the local fake gateway, never to a real phone")
+    try:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    finally:
+        if gateway is not None:
+            gateway.stop()
 
 
 @app.command()
@@ -99,8 +109,11 @@ def worker() -> None:
     from config.runtime import build_runtime
     from jiaoying.scheduler import build_scheduler
 
+    from jiaoying.gateway import with_local_gateway
+
     settings = settings_or_exit()
     upgrade_and_seed(settings)
+    settings, gateway = with_local_gateway(settings)
     rt = build_runtime(settings)
     sched = build_scheduler(rt)
     sched.start()
@@ -111,6 +124,8 @@ def worker() -> None:
     except KeyboardInterrupt:
         sched.shutdown()
         rt.close()
+        if gateway is not None:
+            gateway.stop()
 
 
 @db_app.command("upgrade")

@@ -71,7 +71,7 @@ def _to_utf8(data: bytes) -> bytes:
             raise ParseError("wrong_encoding", f"UTF-16: {exc}") from None
         return _strip_decl(text).encode("utf-8")
     else:
-        m = _DECL.match(data[:512])
+        m = _DECL.match(data, 0, 512)  # as on data[:512], without copying it
         declared = m.group(1).decode("ascii").lower() if m else None
     if declared is None or declared in _UTF8_NAMES:
         try:
