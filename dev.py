@@ -25,7 +25,7 @@ PY = BIN / "python"
 
 
 def ensure_env(extras: str) -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs under whatever python3 the user has
         sys.exit("需要 Python 3.11 或更新版本 / Python 3.11+ is required")
     if not PY.exists():
         print("创建虚拟环境 / creating .venv …", flush=True)

@@ -83,7 +83,6 @@ def serve(
     import uvicorn
 
     from jiaoying.app import create_app
-
     from jiaoying.gateway import with_local_gateway
 
     settings = settings_or_exit()
@@ -107,9 +106,8 @@ def worker() -> None:
     import time
 
     from config.runtime import build_runtime
-    from jiaoying.scheduler import build_scheduler
-
     from jiaoying.gateway import with_local_gateway
+    from jiaoying.scheduler import build_scheduler
 
     settings = settings_or_exit()
     upgrade_and_seed(settings)

@@ -191,7 +191,8 @@ def apply_results(session: Session, results: Sequence[SendResult], *, now: dt.da
         conn = session.connection()
         conn.execute(
             table.update()
-            .where(table.c.id == bindparam("b_id"), table.c.state.in_((State.QUEUED.value, State.CLAIMED.value)))
+            .where(table.c.id == bindparam("b_id"),
+                   or_(table.c.state == State.QUEUED.value, table.c.state == State.CLAIMED.value))
             .values(state=State.SENT.value, claimed_until=None,
                     provider_id=func.coalesce(table.c.provider_id, bindparam("b_pid", type_=String)),
                     sent_at=func.coalesce(table.c.sent_at, bindparam("b_now", type_=table.c.sent_at.type))),
