@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import bisect
 import math
-import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import shapely
@@ -94,14 +94,19 @@ class MatchTarget:
     geocodes: tuple[str, ...] = ()  # admin codes at any level, 2/4/6/9/12 digits
 
 
-@dataclass(frozen=True)
-class AreaHit:
+class AreaHit(NamedTuple):
+    """Immutable like the other records, but a tuple: a large target yields thousands of hits per call and a
+    tuple is several times cheaper to create than a frozen dataclass."""
+
     code: str
     name: str
     level: str
     share: float  # 0..1 of the area covered
     approximate: bool
     estimated: bool = False  # share estimated from sample points rather than overlaid
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._asdict()
 
 
 @dataclass(frozen=True)
@@ -130,12 +135,12 @@ class MatchResult:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "empty": self.empty,
-            "villages": [asdict(h) for h in self.villages],
-            "townships": [asdict(h) for h in self.townships],
-            "district": [asdict(h) for h in self.district],
-            "grids": [asdict(h) for h in self.grids],
+            "villages": [h._asdict() for h in self.villages],
+            "townships": [h._asdict() for h in self.townships],
+            "district": [h._asdict() for h in self.district],
+            "grids": [h._asdict() for h in self.grids],
             "sites": [asdict(s) for s in self.sites],
-            "context": [asdict(h) for h in self.context],
+            "context": [h._asdict() for h in self.context],
             "unknown_geocodes": list(self.unknown_geocodes),
             "region_version": self.region_version,
         }
@@ -190,9 +195,6 @@ class RegionIndex:
             kids.sort()
         self._sorted_codes = sorted(self._areas)
         self._sites = list(sites)
-        self._sample_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._sample_lock = threading.Lock()
-        self._full_hits: dict[int, AreaHit] = {}
         self._build_tree_arrays()
         self._build_spatial()
 
@@ -205,6 +207,15 @@ class RegionIndex:
         managed = [a for a in self._areas.values() if not a.context]
         self._finest = sorted(a.code for a in managed if not self._children.get(a.code))
         self._finest_pos = {c: i for i, c in enumerate(self._finest)}
+        recs = [self._areas[c] for c in self._finest]
+        self._f_code = np.array(self._finest, dtype=object)
+        self._f_name = np.array([a.name for a in recs], dtype=object)
+        self._f_level = np.array([a.level for a in recs], dtype=object)
+        self._f_level_no = np.array([LEVELS.index(a.level) for a in recs], dtype=np.int64)
+        self._f_approx = np.array([bool(a.approximate) for a in recs], dtype=bool)
+        self._full_hit_arr = np.empty(len(recs), dtype=object)  # one immutable whole-area hit per finest area
+        for i, a in enumerate(recs):
+            self._full_hit_arr[i] = AreaHit(a.code, a.name, a.level, 1.0, a.approximate)
         # Ancestors of each finest area (managed only), as positions into self._upper.
         self._upper = sorted(a.code for a in managed if self._children.get(a.code))
         upper_pos = {c: i for i, c in enumerate(self._upper)}
@@ -266,6 +277,7 @@ class RegionIndex:
         self._rep_x = shapely.get_x(reps) if geoms else np.empty(0)
         self._rep_y = shapely.get_y(reps) if geoms else np.empty(0)
         self._tree = shapely.STRtree(self._leaf_geoms)
+        self._build_samples()
         # Each leaf stands for the finest areas under it (itself, or descendants known only by code).
         self._leaf_finest: list[np.ndarray] = []
         for code in self._leaf_codes:
@@ -288,6 +300,46 @@ class RegionIndex:
         for i, s in enumerate(self._sites):
             if s.area_code:
                 self._sites_by_area.setdefault(s.area_code, []).append(i)
+
+    def _build_samples(self) -> None:
+        """A fixed lattice of sample points inside every leaf, for estimated shares, stored flat (CSR: the samples
+        of leaf i are ``_smp_x[_smp_off[i]:_smp_off[i + 1]]``) so a call gathers them without a Python loop.
+
+        Per leaf: the centres of an n × n grid over its bounding box that fall inside it, the first of n = 5, 10,
+        20 that gives at least 8 (else the n = 20 ones), else the leaf's representative point. All leaves are
+        tested together, one point-in-polygon call per lattice size."""
+        nleaf = len(self._leaf_geoms)
+        counts = np.zeros(nleaf, dtype=np.int64)
+        kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (leaf of each sample, x, y)
+        todo = np.arange(nleaf)
+        bounds = shapely.bounds(self._leaf_geoms) if nleaf else np.empty((0, 4))
+        for n in (5, 10, 20):
+            if not len(todo):
+                break
+            x0, y0, x1, y1 = (bounds[todo, k][:, None] for k in range(4))
+            steps = (np.arange(n) + 0.5)[None, :]
+            gx = x0 + steps * (x1 - x0) / n  # (leaves, n): the lattice columns, then rows
+            gy = y0 + steps * (y1 - y0) / n
+            xs = np.tile(gx, (1, n)).ravel()  # row-major over (row, column), as a meshgrid ravels
+            ys = np.repeat(gy, n, axis=1).ravel()
+            owner = np.repeat(todo, n * n)
+            inside = shapely.contains_xy(self._leaf_geoms[owner], xs, ys)
+            got = np.bincount(owner[inside], minlength=nleaf)[todo]
+            final = (got >= 8) | (n == 20)
+            done = todo[final & (got > 0)]
+            sel = inside & np.isin(owner, done)
+            kept.append((owner[sel], xs[sel], ys[sel]))
+            counts[done] = got[final & (got > 0)]
+            todo = todo[~final]
+        empty = np.flatnonzero(counts == 0)  # nothing of any lattice inside (a sliver): the representative point
+        kept.append((empty, self._rep_x[empty], self._rep_y[empty]))
+        counts[empty] = 1
+        owner = np.concatenate([k[0] for k in kept])
+        order = np.argsort(owner, kind="stable")
+        self._smp_x = np.concatenate([k[1] for k in kept])[order]
+        self._smp_y = np.concatenate([k[2] for k in kept])[order]
+        self._smp_cnt = counts
+        self._smp_off = np.concatenate([[0], np.cumsum(counts)])
 
     def _shaped_frontier(self, code: str) -> list[AreaRecord]:
         """The nearest descendants with geometry (looking through levels that have none)."""
@@ -490,37 +542,15 @@ class RegionIndex:
             shares[part] = np.clip(inter / self._leaf_area[idx[part]], 0.0, 1.0)
         return shares
 
-    def _samples(self, leaf: int) -> tuple[np.ndarray, np.ndarray]:
-        """A fixed lattice of points inside a leaf (computed once, on first need)."""
-        got = self._sample_cache.get(leaf)
-        if got is not None:
-            return got
-        geom = self._leaf_geoms[leaf]
-        x0, y0, x1, y1 = geom.bounds
-        xs = ys = np.empty(0)
-        for n in (5, 10, 20):
-            gx, gy = np.meshgrid(x0 + (np.arange(n) + 0.5) * (x1 - x0) / n, y0 + (np.arange(n) + 0.5) * (y1 - y0) / n)
-            gx, gy = gx.ravel(), gy.ravel()
-            inside = shapely.contains_xy(geom, gx, gy)
-            xs, ys = gx[inside], gy[inside]
-            if len(xs) >= 8:
-                break
-        if not len(xs):
-            xs, ys = self._rep_x[leaf : leaf + 1].copy(), self._rep_y[leaf : leaf + 1].copy()
-        with self._sample_lock:
-            self._sample_cache[leaf] = (xs, ys)
-        return xs, ys
-
     def _sampled_shares(self, areal: BaseGeometry, idx: np.ndarray) -> np.ndarray:
         if not len(idx):
             return np.empty(0)
-        samples = [self._samples(int(i)) for i in idx]
-        counts = np.array([len(s[0]) for s in samples])
-        xs = np.concatenate([s[0] for s in samples])
-        ys = np.concatenate([s[1] for s in samples])
-        inside = shapely.contains_xy(areal, xs, ys).astype(float)
+        counts = self._smp_cnt[idx]
         owner = np.repeat(np.arange(len(idx)), counts)
-        covered = np.bincount(owner, weights=inside, minlength=len(idx))
+        ends = np.cumsum(counts)
+        pos = np.arange(int(ends[-1])) + np.repeat(self._smp_off[idx] - (ends - counts), counts)
+        inside = shapely.contains_xy(areal, self._smp_x[pos], self._smp_y[pos])
+        covered = np.bincount(owner[inside], minlength=len(idx))
         shares = covered / counts
         # A leaf near the rings that no sample falls in may still overlap the target: if it does (and not
         # merely along the rim) it gets half a sample's worth; an overlay with a large target costs more
@@ -560,6 +590,7 @@ class RegionIndex:
                 site_idx: set[int], unknown: list[str]) -> MatchResult:
         by_level: dict[str, list[AreaHit]] = {lv: [] for lv in LEVELS}
         fi = np.flatnonzero(share >= 0.0)
+        merge: set[str] = set()  # levels holding both finest and upper areas: their hits need sorting
         if len(fi):
             sh = share[fi]
             anc = self._anc[fi]
@@ -568,27 +599,38 @@ class RegionIndex:
             num = np.bincount(anc[mask], weights=wts[mask], minlength=len(self._upper))
             touched = np.unique(anc[mask])
             est_f = estimated[fi]
-            est_upper: set[int] = set()
+            est_upper = np.zeros(len(self._upper), dtype=bool)
             if est_f.any():
-                est_upper = set(np.unique(anc[est_f][anc[est_f] >= 0]).tolist())
-            full = self._full_hits
-            for i, s, es in zip(fi.tolist(), np.round(sh, 4).tolist(), est_f.tolist(), strict=True):
-                if s == 1.0 and not es:
-                    hit = full.get(i)
-                    if hit is None:  # immutable, so one instance per area serves every call
-                        rec = self._areas[self._finest[i]]
-                        hit = full[i] = AreaHit(rec.code, rec.name, rec.level, 1.0, rec.approximate)
-                else:
-                    rec = self._areas[self._finest[i]]
-                    hit = AreaHit(rec.code, rec.name, rec.level, s, rec.approximate, es)
-                by_level[hit.level].append(hit)
+                est_anc = anc[est_f]
+                est_upper[est_anc[est_anc >= 0]] = True
+            # Hits come out in code order: finest positions are sorted by code. Whole, exact hits are the
+            # area's shared immutable instance; only the others are created, in one vectorised pass.
+            rounded = np.round(sh, 4)
+            own = np.flatnonzero((rounded != 1.0) | est_f)
+            hits: list[AreaHit] = self._full_hit_arr[fi].tolist()
+            if len(own):
+                oi = fi[own]
+                fresh = map(_new_area_hit, zip(self._f_code[oi].tolist(), self._f_name[oi].tolist(),
+                                               self._f_level[oi].tolist(), rounded[own].tolist(),
+                                               self._f_approx[oi].tolist(), est_f[own].tolist(), strict=True))
+                for k, hit in zip(own.tolist(), fresh, strict=True):
+                    hits[k] = hit
+            lv = self._f_level_no[fi]
+            if lv.min() == lv.max():
+                by_level[LEVELS[int(lv[0])]] = hits
+            else:
+                for no in np.unique(lv).tolist():
+                    by_level[LEVELS[no]] = [hits[k] for k in np.flatnonzero(lv == no).tolist()]
             for u in touched.tolist():
                 rec = self._areas[self._upper[u]]
                 up = float(num[u] / self._upper_den[u]) if self._upper_den[u] > 0 else 0.0
-                by_level[rec.level].append(AreaHit(rec.code, rec.name, rec.level, round(min(up, 1.0), 4),
-                                                   rec.approximate, u in est_upper))
-        for hits in by_level.values():
-            hits.sort(key=_code_of)
+                level_hits = by_level[rec.level]
+                if level_hits and level_hits[-1].code > rec.code:
+                    merge.add(rec.level)
+                level_hits.append(AreaHit(rec.code, rec.name, rec.level, round(min(up, 1.0), 4), rec.approximate,
+                                          bool(est_upper[u])))
+        for level in merge:
+            by_level[level].sort(key=_code_of)
         context = [
             AreaHit(c, self._areas[c].name, self._areas[c].level, round(min(s, 1.0), 4), self._areas[c].approximate)
             for c, s in sorted(ctx_hits.items())
@@ -605,6 +647,7 @@ class RegionIndex:
 
 
 _code_of = attrgetter("code")
+_new_area_hit = partial(tuple.__new__, AreaHit)  # AreaHit from a tuple of its fields, without per-field calls
 
 
 def _ring_chunks(geom: BaseGeometry, size: int = CHUNK_VERTICES) -> np.ndarray:

@@ -74,6 +74,8 @@ def _to_utf8(data: bytes) -> bytes:
         m = _DECL.match(data, 0, 512)  # as on data[:512], without copying it
         declared = m.group(1).decode("ascii").lower() if m else None
     if declared is None or declared in _UTF8_NAMES:
+        if data.isascii():  # ASCII is valid UTF-8: one C scan instead of building the whole str
+            return data
         try:
             data.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -61,8 +61,20 @@ class ParserContext:
         return default if value is None else value
 
 
+_FROMISO = dt.datetime.fromisoformat
+
+
 def parse_time(value: Any, *, field_name: str = "time", required: bool = False) -> dt.datetime | None:
     """An aware datetime from ISO 8601 text (``Z`` and ``-00:00`` accepted); naive text is refused."""
+    if type(value) is str and value and value[-1] not in "Zz" and not value[-1].isspace() and not value[0].isspace():
+        # The usual case, "2019-03-12T14:51:46+01:00": no stripping, no "Z" to rewrite.
+        try:
+            out = _FROMISO(value)
+        except ValueError:
+            raise ParseError("bad_time", f"{field_name}={value!r:.60}") from None
+        if out.tzinfo is None:
+            raise ParseError("bad_time", f"{field_name}={value!r:.60} 没有时区 / has no UTC offset")
+        return out
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise ParseError("missing_field", f"缺少 {field_name} / missing {field_name}")
@@ -124,28 +136,46 @@ _TOKEN = re.compile(r"\w+")
 _CATEGORY_HAZARD = {"met": Hazard.WEATHER, "fire": Hazard.FOREST_FIRE, "geo": Hazard.GEOHAZARD}
 
 
+# Each single ASCII word -> the position of the first hazard listing it: one dict lookup per token finds
+# the first hazard a whole word names; only the hazards before it then need their Chinese/phrase searches.
+_WORD_RANK: dict[str, int] = {}
+for _rank, (_h, _single, _zh, _phrases) in enumerate(_HAZARD_MATCHERS):
+    for _w in _single:
+        _WORD_RANK.setdefault(_w, _rank)
+_NO_RANK = len(_HAZARD_MATCHERS)
+
+
 def hazard_from_text(*texts: str | None) -> Hazard | None:
     """The hazard the event text names, or None when it names none of the five.
 
-    ASCII words match whole words (a plural -s/-es allowed): "ice" is not in "police".
+    ASCII words match whole words (a plural -s/-es allowed): "ice" is not in "police". The first
+    hazard (in ``_HAZARD_WORDS`` order) named by a word, a Chinese word or a phrase wins.
     """
     joined = " ".join(t for t in texts if t).lower()
     if not joined:
         return None
     tokens = _TOKEN.findall(joined)
-    words = set(tokens)
-    words.update(t[:-1] for t in tokens if t.endswith("s"))
-    words.update(t[:-2] for t in tokens if t.endswith("es"))
-    padded = " " + " ".join(tokens) + " "
+    best = _NO_RANK
+    rank = _WORD_RANK.get
+    for t in tokens:
+        r = rank(t, best)
+        if t[-1:] == "s":
+            r = min(r, rank(t[:-1], best))
+            if t[-2:] == "es":
+                r = min(r, rank(t[:-2], best))
+        if r < best:
+            best = r
     has_zh = not joined.isascii()  # every Chinese word is non-ASCII: pure ASCII text needs no search for them
-    for hazard, single, zh, phrases in _HAZARD_MATCHERS:
-        if (
-            not words.isdisjoint(single)
-            or (has_zh and zh is not None and zh.search(joined) is not None)
-            or (phrases is not None and phrases.search(padded) is not None)
-        ):
+    padded = None
+    for hazard, _single, zh, phrases in _HAZARD_MATCHERS[:best]:
+        if has_zh and zh is not None and zh.search(joined) is not None:
             return hazard
-    return None
+        if phrases is not None:
+            if padded is None:
+                padded = " " + " ".join(tokens) + " "
+            if phrases.search(padded) is not None:
+                return hazard
+    return _HAZARD_MATCHERS[best][0] if best < _NO_RANK else None
 
 
 def hazard_from_category(categories: list[str]) -> Hazard | None:
