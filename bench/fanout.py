@@ -284,6 +284,46 @@ def escalation_bench(factory: sessionmaker[Session], villages: list[str], n_open
     return lags, time.monotonic() - start - lead
 
 
+def fanout(factory: sessionmaker[Session], villages: list[str], url: str, args: argparse.Namespace) -> None:
+    """The bare limit, then the fan-out of the first attempts through the sender (figures 1 and 2)."""
+    bare = bare_rate(url, args.bare)
+    print(f"bare httpx loop → fake Twilio (separate process): {bare:,.0f} req/s over {args.bare} requests")
+    httpx.post(f"{url}/_fake/reset", timeout=10)
+
+    run_id = make_run(factory, villages[:args.callees], {"answer_minutes": 5, "channels": ["sms", "voice"],
+                                                          "tiers": {"village": ["village_head"]}}, "BENCH-FAN", 1)
+    t = time.perf_counter()
+    n = start_callouts(factory, run_id, T0, via_service=args.via_service)
+    print(f"run started: {n} callouts, first attempts queued in the outbox ({time.perf_counter() - t:.1f} s, "
+          "not counted below)")
+
+    notifier = TwilioNotifier(SID, TOKEN, FROM, api_base_url=url, timeout=10.0,
+                              max_connections=args.concurrency * 2)
+    sender = Sender(factory, {"twilio": notifier}, clock=VirtualClock(T0 + dt.timedelta(seconds=1)),
+                    config=SenderConfig(concurrency=args.concurrency, rate_per_second=None, batch=args.batch))
+    load = os.getloadavg()
+    t = time.perf_counter()
+    sent = 0
+    while sent < n:
+        st = sender.run_once()
+        sent += st.sent
+        if not st.claimed:
+            break
+    elapsed = time.perf_counter() - t
+    sender.close()
+    notifier.close()
+    fs = fake_stats(url)
+    with session_scope(factory) as s:
+        in_db = s.execute(select(func.count()).select_from(OutboxMessage)
+                          .where(OutboxMessage.state == "sent", OutboxMessage.provider_id.is_not(None))).scalar()
+    rate = n / elapsed
+    ok = rate >= 0.5 * bare
+    print(f"fan-out: {n} first attempts accepted by the fake provider in {elapsed:.2f} s → {rate:,.0f} msg/s "
+          f"= {rate / bare:.0%} of the bare loop (target ≥ 50%: {'OK' if ok else 'MISSED'}); "
+          f"fake accepted {fs['accepted']}, recorded sent in the outbox {in_db}; "
+          f"concurrency {args.concurrency}, claim batch {args.batch}; load average {load}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--callees", type=int, default=20_000)
@@ -293,6 +333,7 @@ def main() -> int:
     ap.add_argument("--bare", type=int, default=3_000, help="requests in the bare httpx loop")
     ap.add_argument("--window", type=float, default=30.0, help="seconds over which staggered deadlines fall")
     ap.add_argument("--skip-escalation", action="store_true")
+    ap.add_argument("--skip-fanout", action="store_true", help="only the escalation lag (no bare loop, no fan-out)")
     ap.add_argument("--via-service", action="store_true",
                     help="create every callout through create_run_callouts (slow: tens of ms each here)")
     args = ap.parse_args()
@@ -312,43 +353,8 @@ def main() -> int:
         print(f"region: {len(villages)} villages, {len(villages) // PER_TOWNSHIP} townships "
               f"({time.perf_counter() - t:.1f} s)")
 
-        bare = bare_rate(url, args.bare)
-        print(f"bare httpx loop → fake Twilio (separate process): {bare:,.0f} req/s over {args.bare} requests")
-        httpx.post(f"{url}/_fake/reset", timeout=10)
-
-        run_id = make_run(factory, villages[:args.callees], {"answer_minutes": 5, "channels": ["sms", "voice"],
-                                                              "tiers": {"village": ["village_head"]}}, "BENCH-FAN", 1)
-        t = time.perf_counter()
-        n = start_callouts(factory, run_id, T0, via_service=args.via_service)
-        print(f"run started: {n} callouts, first attempts queued in the outbox ({time.perf_counter() - t:.1f} s, "
-              "not counted below)")
-
-        notifier = TwilioNotifier(SID, TOKEN, FROM, api_base_url=url, timeout=10.0,
-                                  max_connections=args.concurrency * 2)
-        sender = Sender(factory, {"twilio": notifier}, clock=VirtualClock(T0 + dt.timedelta(seconds=1)),
-                        config=SenderConfig(concurrency=args.concurrency, rate_per_second=None, batch=args.batch))
-        load = os.getloadavg()
-        t = time.perf_counter()
-        sent = 0
-        while sent < n:
-            st = sender.run_once()
-            sent += st.sent
-            if not st.claimed:
-                break
-        elapsed = time.perf_counter() - t
-        sender.close()
-        notifier.close()
-        fs = fake_stats(url)
-        with session_scope(factory) as s:
-            in_db = s.execute(select(func.count()).select_from(OutboxMessage)
-                              .where(OutboxMessage.state == "sent", OutboxMessage.provider_id.is_not(None))).scalar()
-        rate = n / elapsed
-        ok = rate >= 0.5 * bare
-        print(f"fan-out: {n} first attempts accepted by the fake provider in {elapsed:.2f} s → {rate:,.0f} msg/s "
-              f"= {rate / bare:.0%} of the bare loop (target ≥ 50%: {'OK' if ok else 'MISSED'}); "
-              f"fake accepted {fs['accepted']}, recorded sent in the outbox {in_db}; "
-              f"concurrency {args.concurrency}, claim batch {args.batch}; load average {load}")
-
+        if not args.skip_fanout:
+            fanout(factory, villages, url, args)
         if not args.skip_escalation:
             for shape in ("burst", "staggered"):
                 lags, wall = escalation_bench(factory, villages, args.open, shape, 0.0 if shape == "burst"

@@ -55,6 +55,26 @@ def compute_hash(
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+_TAIL = "jiaoying.eventlog.tail"
+
+
+def _cached_tail(session: Session) -> tuple[int, str] | None:
+    """The chain's tail as this transaction last wrote it, while that is still certain.
+
+    Holding the append lock for the whole transaction (BEGIN IMMEDIATE, or the advisory lock) means
+    nobody else can append before we commit, so the tail need not be read back for every event; it is
+    forgotten when the transaction ends or when a rolled-back savepoint took our last event with it.
+    """
+    cached = session.info.get(_TAIL)
+    if cached is None:
+        return None
+    tx, seq, digest, last = cached
+    if tx is not session.get_transaction() or last not in session:
+        session.info.pop(_TAIL, None)
+        return None
+    return seq, digest
+
+
 def record(
     session: Session,
     *,
@@ -68,9 +88,12 @@ def record(
     """Append one event in the caller's transaction (it commits with the change it describes)."""
     if now.tzinfo is None:
         raise ValueError("naive datetime given to the event log; pass an aware datetime")
-    lock_for_append(session, _LOCK_KEY)
-    last = session.execute(select(Event.seq, Event.hash).order_by(Event.seq.desc()).limit(1)).first()
-    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    tail = _cached_tail(session)
+    if tail is None:
+        lock_for_append(session, _LOCK_KEY)
+        last = session.execute(select(Event.seq, Event.hash).order_by(Event.seq.desc()).limit(1)).first()
+        tail = (last[0], last[1]) if last else (0, GENESIS)
+    seq, prev = tail[0] + 1, tail[1]
     body = _canonical(payload or {})
     at = now.astimezone(dt.UTC)
     ev = Event(
@@ -85,7 +108,7 @@ def record(
         hash=compute_hash(seq, at, action, entity_type, str(entity_id), actor, body, prev),
     )
     session.add(ev)
-    session.flush()
+    session.info[_TAIL] = (session.get_transaction(), seq, ev.hash, ev)
     return ev
 
 

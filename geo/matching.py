@@ -418,8 +418,8 @@ class RegionIndex:
         if areal is not None:
             leaf_idx, shares, est = self._match_areal(areal)
             simple = self._leaf_simple[leaf_idx]
-            fi = self._leaf_to_finest[leaf_idx[simple]]
-            np.maximum.at(share, fi, shares[simple])
+            fi = self._leaf_to_finest[leaf_idx[simple]]  # distinct: a finest area is at most one leaf
+            share[fi] = np.maximum(share[fi], shares[simple])
             estimated[fi[est[simple]]] = True
             for li, sh, es in zip(leaf_idx[~simple].tolist(), shares[~simple].tolist(), est[~simple].tolist(),
                                   strict=True):
@@ -507,8 +507,8 @@ class RegionIndex:
         # Large target: cells near its rings (bounding boxes meeting a short chunk of a ring) may be partial;
         # every other candidate is wholly in or out. Chunks are short so their boxes hug the rings; only
         # bounding boxes are compared here (preparing hundreds of chunks would cost more than it saves).
-        chunks = _ring_chunks(areal)
-        _, near = self._tree.query(chunks)
+        chunks, ring_xy, chunk_lo, chunk_hi = _ring_chunks(areal)
+        near_chunk, near = self._tree.query(chunks)
         partial = np.unique(near)
         is_partial = np.zeros(len(self._leaf_codes), dtype=bool)
         is_partial[partial] = True
@@ -522,7 +522,7 @@ class RegionIndex:
             pshare = self._exact_shares(areal, partial)
             pest = np.zeros(len(partial), dtype=bool)
         else:
-            pshare = self._sampled_shares(areal, partial)
+            pshare = self._sampled_shares(areal, partial, _RingNear(ring_xy, chunk_lo, chunk_hi, near_chunk, near))
             pest = np.ones(len(partial), dtype=bool)
         keep = pshare > MIN_SHARE
         idx = np.concatenate([inside, partial[keep]])
@@ -542,7 +542,7 @@ class RegionIndex:
             shares[part] = np.clip(inter / self._leaf_area[idx[part]], 0.0, 1.0)
         return shares
 
-    def _sampled_shares(self, areal: BaseGeometry, idx: np.ndarray) -> np.ndarray:
+    def _sampled_shares(self, areal: BaseGeometry, idx: np.ndarray, ring: _RingNear) -> np.ndarray:
         if not len(idx):
             return np.empty(0)
         counts = self._smp_cnt[idx]
@@ -557,12 +557,37 @@ class RegionIndex:
         # than all the rest. A leaf whose samples all fall inside is reported whole (within sample error).
         low = np.flatnonzero(shares <= MIN_SHARE)
         if len(low):
-            geoms = self._leaf_geoms[idx[low]]
-            overlap = shapely.intersects(areal, geoms)
-            if overlap.any():
-                overlap[overlap] = ~shapely.touches(areal, geoms[overlap])
-            shares[low] = np.where(overlap, 0.5 / (counts[low] + 1), 0.0)
+            shares[low] = np.where(self._interiors_meet(areal, idx[low], ring), 0.5 / (counts[low] + 1), 0.0)
         return shares
+
+    def _interiors_meet(self, areal: BaseGeometry, leaves: np.ndarray, ring: _RingNear) -> np.ndarray:
+        """Whether each leaf (sorted positions) overlaps the target, not merely along the rim.
+
+        Same answer as ``intersects and not touches``, but a vertex usually settles it with the point locator
+        already built: a leaf vertex strictly inside the target, or a target vertex strictly inside the leaf,
+        proves the interiors meet. Only leaves left undecided pay for GEOS's relate machinery."""
+        geoms = self._leaf_geoms[leaves]
+        out = np.zeros(len(leaves), dtype=bool)
+        vxy, owner = shapely.get_coordinates(geoms, return_index=True)
+        out[owner[shapely.contains_xy(areal, vxy[:, 0], vxy[:, 1])]] = True
+        todo = np.flatnonzero(~out)
+        if len(todo):
+            todo = todo[shapely.intersects(areal, geoms[todo])]
+        if len(todo):
+            # Target vertices in the chunks near each undecided leaf (the chunks' boxes hold every target
+            # vertex within the leaf's box).
+            pick = np.isin(ring.leaf, leaves[todo])
+            chunk, leaf = ring.chunk[pick], ring.leaf[pick]
+            nv = ring.hi[chunk] - ring.lo[chunk] + 1
+            ends = np.cumsum(nv)
+            pos = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(ring.lo[chunk] - (ends - nv), nv)
+            k = np.searchsorted(leaves, np.repeat(leaf, nv))
+            inside = shapely.contains_xy(geoms[k], ring.xy[pos, 0], ring.xy[pos, 1])
+            out[k[inside]] = True
+            todo = todo[~out[todo]]
+        if len(todo):
+            out[todo] = ~shapely.touches(areal, geoms[todo])
+        return out
 
     def _codes_for(self, raw: str) -> tuple[list[str], list[str]]:
         """Managed and context area codes a geocode names: the area itself and all areas under its prefix."""
@@ -607,14 +632,14 @@ class RegionIndex:
             # area's shared immutable instance; only the others are created, in one vectorised pass.
             rounded = np.round(sh, 4)
             own = np.flatnonzero((rounded != 1.0) | est_f)
-            hits: list[AreaHit] = self._full_hit_arr[fi].tolist()
+            found = self._full_hit_arr[fi]
             if len(own):
                 oi = fi[own]
                 fresh = map(_new_area_hit, zip(self._f_code[oi].tolist(), self._f_name[oi].tolist(),
                                                self._f_level[oi].tolist(), rounded[own].tolist(),
                                                self._f_approx[oi].tolist(), est_f[own].tolist(), strict=True))
-                for k, hit in zip(own.tolist(), fresh, strict=True):
-                    hits[k] = hit
+                found[own] = np.fromiter(fresh, dtype=object, count=len(own))  # fromiter: tuples stay whole
+            hits: list[AreaHit] = found.tolist()
             lv = self._f_level_no[fi]
             if lv.min() == lv.max():
                 by_level[LEVELS[int(lv[0])]] = hits
@@ -650,12 +675,26 @@ _code_of = attrgetter("code")
 _new_area_hit = partial(tuple.__new__, AreaHit)  # AreaHit from a tuple of its fields, without per-field calls
 
 
-def _ring_chunks(geom: BaseGeometry, size: int = CHUNK_VERTICES) -> np.ndarray:
-    """Boxes around short runs of the target's rings (exterior and holes), consecutive runs sharing a vertex,
-    so every ring segment lies in some box; only their extents are used (tree queries compare boxes)."""
+class _RingNear(NamedTuple):
+    """The target's ring vertices, its chunks as vertex ranges, and the (chunk, leaf) pairs whose boxes meet."""
+
+    xy: np.ndarray
+    lo: np.ndarray  # first vertex of each chunk
+    hi: np.ndarray  # last vertex of each chunk (inclusive)
+    chunk: np.ndarray
+    leaf: np.ndarray
+
+
+def _ring_chunks(geom: BaseGeometry, size: int = CHUNK_VERTICES) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                         np.ndarray]:
+    """Short runs of the target's rings (exterior and holes), consecutive runs sharing a vertex, so every ring
+    segment lies in some run: for each, a geometry with the run's bounding box (its diagonal: tree queries
+    compare boxes only, and a two-point line is cheaper to create than a box), then the ring vertices and
+    each run's first and last vertex."""
     rings = shapely.get_rings(shapely.get_parts(geom))
     if not len(rings):
-        return np.empty(0, dtype=object)
+        none = np.empty(0, dtype=np.int64)
+        return np.empty(0, dtype=object), np.empty((0, 2)), none, none
     xy = shapely.get_coordinates(rings)
     lens = shapely.get_num_coordinates(rings)
     offsets = np.concatenate([[0], np.cumsum(lens)[:-1]])
@@ -664,4 +703,4 @@ def _ring_chunks(geom: BaseGeometry, size: int = CHUNK_VERTICES) -> np.ndarray:
     ends = np.minimum(starts + size, last)
     lo = np.minimum(np.minimum.reduceat(xy, starts, axis=0), xy[ends])
     hi = np.maximum(np.maximum.reduceat(xy, starts, axis=0), xy[ends])
-    return shapely.box(lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1])
+    return shapely.linestrings(np.stack([lo, hi], axis=1)), xy, starts, ends

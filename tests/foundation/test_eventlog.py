@@ -38,3 +38,48 @@ def test_deleted_row_is_caught(sqlite_engine: Engine) -> None:
     with session_scope(factory) as s:
         result = verify(s)
     assert not result.ok and result.bad_seq == 3
+
+
+def test_chain_survives_savepoint_rollbacks_and_many_transactions(engine: Engine) -> None:
+    factory = make_session_factory(engine)
+    with session_scope(factory) as s:
+        record(s, now=T, action="a", entity_type="t", entity_id=1, actor="test")
+        try:
+            with s.begin_nested():
+                record(s, now=T, action="lost", entity_type="t", entity_id=2, actor="test")
+                s.flush()
+                raise RuntimeError("roll this savepoint back")
+        except RuntimeError:
+            pass
+        record(s, now=T, action="b", entity_type="t", entity_id=3, actor="test")
+        with s.begin_nested():
+            record(s, now=T, action="c", entity_type="t", entity_id=4, actor="test")
+        record(s, now=T, action="d", entity_type="t", entity_id=5, actor="test")
+    with session_scope(factory) as s:
+        record(s, now=T, action="e", entity_type="t", entity_id=6, actor="test")
+    with session_scope(factory) as s:
+        result = verify(s)
+        actions = [e.action for e in s.query(Event).order_by(Event.seq)]
+    assert result.ok, result
+    assert actions == ["a", "b", "c", "d", "e"]
+
+
+def test_concurrent_appenders_keep_one_chain(engine: Engine) -> None:
+    import threading
+
+    factory = make_session_factory(engine)
+
+    def work(k: int) -> None:
+        for i in range(10):
+            with session_scope(factory) as s:
+                record(s, now=T, action="x", entity_type="t", entity_id=f"{k}-{i}", actor="test")
+                record(s, now=T, action="y", entity_type="t", entity_id=f"{k}-{i}", actor="test")
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with session_scope(factory) as s:
+        result = verify(s)
+    assert result.ok and result.checked == 80, result
