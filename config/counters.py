@@ -7,6 +7,7 @@ instances never hand out the same number.
 from __future__ import annotations
 
 from sqlalchemy import String, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from config.database import Base
@@ -22,10 +23,13 @@ class Counter(Base):
 def next_value(session: Session, name: str) -> int:
     row = session.execute(select(Counter).where(Counter.name == name).with_for_update()).scalar_one_or_none()
     if row is None:
-        # Two instances may both try to create it; the loser's insert fails its transaction and retries.
-        row = Counter(name=name, value=0)
-        session.add(row)
-        session.flush()
+        # Two instances may both try to create it: the loser's insert fails inside its savepoint only,
+        # and it then locks the winner's row like any later caller.
+        try:
+            with session.begin_nested():
+                session.add(Counter(name=name, value=0))
+        except IntegrityError:
+            pass
         row = session.execute(select(Counter).where(Counter.name == name).with_for_update()).scalar_one()
     row.value += 1
     session.flush()

@@ -8,7 +8,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import OperationalError
 
-from config.counters import current_value, next_value
+from config.counters import Counter, current_value, next_value
 from config.database import Base, make_session_factory, session_scope
 from jiaoying import migrate
 
@@ -41,7 +41,7 @@ def test_threads_never_lose_an_increment(engine: Engine) -> None:
                 errors.append(exc)
 
     with session_scope(factory) as s:
-        next_value(s, "bench")  # create the row first, as the first request of a deployment would
+        s.add(Counter(name="bench", value=0))  # the row exists, as after a deployment's first request
     threads = [threading.Thread(target=work) for _ in range(8)]
     for t in threads:
         t.start()
@@ -50,7 +50,7 @@ def test_threads_never_lose_an_increment(engine: Engine) -> None:
     assert not [e for e in errors if isinstance(e, OperationalError)], errors[:3]
     assert errors == []
     with session_scope(factory) as s:
-        assert current_value(s, "bench") == 401
+        assert current_value(s, "bench") == 400
 
 
 def test_naive_datetimes_are_refused(sqlite_engine: Engine) -> None:
@@ -61,3 +61,23 @@ def test_naive_datetimes_are_refused(sqlite_engine: Engine) -> None:
     factory = make_session_factory(sqlite_engine)
     with pytest.raises(Exception, match="naive"), session_scope(factory) as s:
         record(s, now=dt.datetime(2026, 1, 1), action="x", entity_type="t", entity_id=1, actor="test")
+
+
+def test_first_use_of_a_counter_from_many_threads(engine: Engine) -> None:
+    """Nobody created the row yet: concurrent first callers still hand out 1..N exactly once."""
+    factory = make_session_factory(engine)
+    got: list[int] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        with session_scope(factory) as s:
+            v = next_value(s, "fresh")
+        with lock:
+            got.append(v)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(got) == list(range(1, 9))
