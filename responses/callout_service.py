@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from config.eventlog import record
 from responses import escalation as core
@@ -234,8 +234,9 @@ class SweepStats:
 
 
 def _claim_due(session: Session, now: dt.datetime, limit: int) -> list[Callout]:
+    # attempts come in one query for the whole batch: the decision needs each callout's last try
     q = (select(Callout).where(Callout.state == CalloutState.CALLING.value, Callout.next_action_at <= now)
-         .order_by(Callout.next_action_at, Callout.id).limit(limit))
+         .order_by(Callout.next_action_at, Callout.id).limit(limit).options(selectinload(Callout.attempts)))
     if session.get_bind().dialect.name == "postgresql":
         q = q.with_for_update(skip_locked=True)
     return list(session.execute(q).scalars())
@@ -248,6 +249,8 @@ def sweep_batch(session: Session, *, now: dt.datetime, limit: int = 500) -> Swee
     stats.failovers += handle_failed_attempts(session, now=now, limit=limit)
     due = _claim_due(session, now, limit)
     stats.due = len(due)
+    if not due:  # the common idle tick: two indexed queries and nothing else
+        return stats
     ctx = _context(session)
     giving_up: list[tuple[Callout, core.Decision]] = []
     for c in due:
@@ -379,14 +382,18 @@ def _escalate(session: Session, items: list[tuple[Callout, core.Decision]], *, n
             missing.append(step)
         decided.append((c, d, chosen, missing))
     made: dict[tuple[int, str, str], Callout] = {}
+    keys = {gk: f"esc:{gk[0]}:{gk[1]}:{gk[2]}:{min(s.id for s in sources)}" for gk, sources in groups.items()}
+    existing: dict[str, Callout] = {}
+    wanted = list(keys.values())
+    for i in range(0, len(wanted), 500):
+        existing.update((e.key, e) for e in session.execute(
+            select(Callout).where(Callout.key.in_(wanted[i:i + 500]))).scalars())
     for gk, sources in groups.items():
         run_id, step, tkey = gk
         t = targets_of[gk]
-        first = min(s.id for s in sources)
-        key = f"esc:{run_id}:{step}:{tkey}:{first}"
-        existing = session.execute(select(Callout).where(Callout.key == key)).scalar_one_or_none()
-        if existing is not None:
-            made[gk] = existing
+        key = keys[gk]
+        if key in existing:
+            made[gk] = existing[key]
             continue
         areas = sorted({a for s in sources for a in s.areas})
         who = "、".join(f"{s.name}（{place_names(s.areas, ctx.names, 2)}）" for s in sources[:3])
@@ -404,29 +411,34 @@ def _escalate(session: Session, items: list[tuple[Callout, core.Decision]], *, n
         if st.send:
             _send(session, c, st.send, "first", now, ctx)
         made[gk] = c
+    # the duty officer's notices (one per callout) first, all in ONE flush, so the escalation rows
+    # and events below can name them without a round trip each
+    notices: list[Notice] = []
+    for c, d, chosen, _missing in decided:
+        trans = Transition.EXHAUST if chosen is None else Transition.ESCALATE
+        _apply(c, core.Decision(trans, core.apply(c.state, trans), None, retries_done=d.retries_done,
+                                dead_routes=d.dead_routes, notes=d.notes), now)
+        if chosen is not None:
+            c.escalated_at = now
+        notices.append(_notice(session, c, now, exhausted=chosen is None, ctx=ctx, step=chosen))
+    session.flush()
+    to_of: dict[int, set[int]] = defaultdict(set)
+    for gk, sources in groups.items():
+        for s in sources:
+            to_of[s.id].add(made[gk].id)
     escalated = exhausted = 0
-    for c, d, chosen, missing in decided:
+    for (c, d, chosen, missing), notice in zip(decided, notices, strict=True):
         for step in missing:
             session.add(Escalation(run_id=c.run_id, from_callout_id=c.id, to_callout_ids=[], step=step, at=now,
                                    reason=str(d.notes.get("reason", "no_answer")), target_missing=True))
         if chosen is None:
-            final = core.Decision(Transition.EXHAUST, core.apply(c.state, Transition.EXHAUST), None,
-                                  retries_done=d.retries_done, dead_routes=d.dead_routes, notes=d.notes)
-            _apply(c, final, now)
-            notice = _notice(session, c, now, exhausted=True, ctx=ctx)
             record(session, now=now, action="callout.unanswered", entity_type="callout", entity_id=c.id,
                    actor="rule:callout_deadline",
                    payload={"reason": d.notes.get("reason"), "missing_steps": missing, "notice_id": notice.id,
                             "skipped_retries": d.skipped_retries})
             exhausted += 1
             continue
-        to_ids = sorted({made[gk].id for gk in made if gk[0] == c.run_id and gk[1] == chosen
-                         and c in groups[gk]})
-        esc_d = core.Decision(Transition.ESCALATE, core.apply(c.state, Transition.ESCALATE), None,
-                              retries_done=d.retries_done, dead_routes=d.dead_routes, notes=d.notes)
-        _apply(c, esc_d, now)
-        c.escalated_at = now
-        notice = _notice(session, c, now, exhausted=False, ctx=ctx, step=chosen)
+        to_ids = sorted(to_of[c.id])
         session.add(Escalation(run_id=c.run_id, from_callout_id=c.id, to_callout_ids=to_ids, step=chosen, at=now,
                                reason=str(d.notes.get("reason", "no_answer")), notice_id=notice.id))
         record(session, now=now, action="callout.escalated", entity_type="callout", entity_id=c.id,
@@ -453,8 +465,7 @@ def _notice(session: Session, c: Callout, now: dt.datetime, *, exhausted: bool, 
     n = Notice(created_at=now, kind="callout_unanswered" if exhausted else "callout_escalated",
                recipient_role="duty_officer", subject=zh[:300], subject_en=en[:300], entity_type="callout",
                entity_id=str(c.id))
-    session.add(n)
-    session.flush()
+    session.add(n)  # flushed by the caller, with the batch's other notices
     return n
 
 
