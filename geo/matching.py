@@ -213,9 +213,10 @@ class RegionIndex:
         self._f_level = np.array([a.level for a in recs], dtype=object)
         self._f_level_no = np.array([LEVELS.index(a.level) for a in recs], dtype=np.int64)
         self._f_approx = np.array([bool(a.approximate) for a in recs], dtype=bool)
-        self._full_hit_arr = np.empty(len(recs), dtype=object)  # one immutable whole-area hit per finest area
-        for i, a in enumerate(recs):
-            self._full_hit_arr[i] = AreaHit(a.code, a.name, a.level, 1.0, a.approximate)
+        # One immutable whole-area hit per finest area, shared by every call that covers the area exactly.
+        self._full_hit_arr = np.fromiter(
+            map(_new_area_hit, ((a.code, a.name, a.level, 1.0, a.approximate, False) for a in recs)),
+            dtype=object, count=len(recs))
         # Ancestors of each finest area (managed only), as positions into self._upper.
         self._upper = sorted(a.code for a in managed if self._children.get(a.code))
         upper_pos = {c: i for i, c in enumerate(self._upper)}

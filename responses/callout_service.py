@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from config.eventlog import record
@@ -411,41 +411,46 @@ def _escalate(session: Session, items: list[tuple[Callout, core.Decision]], *, n
         if st.send:
             _send(session, c, st.send, "first", now, ctx)
         made[gk] = c
-    # the duty officer's notices (one per callout) first, all in ONE flush, so the escalation rows
-    # and events below can name them without a round trip each
-    notices: list[Notice] = []
+    # the duty officer's notices (one per callout) in one multi-row INSERT, their ids read back
+    # by callout (each callout is in the batch once), so the escalation rows and events can name them
+    notice_rows = []
     for c, d, chosen, _missing in decided:
         trans = Transition.EXHAUST if chosen is None else Transition.ESCALATE
         _apply(c, core.Decision(trans, core.apply(c.state, trans), None, retries_done=d.retries_done,
                                 dead_routes=d.dead_routes, notes=d.notes), now)
         if chosen is not None:
             c.escalated_at = now
-        notices.append(_notice(session, c, now, exhausted=chosen is None, ctx=ctx, step=chosen))
-    session.flush()
+        notice_rows.append(_notice(c, now, exhausted=chosen is None, ctx=ctx, step=chosen))
+    notice_of = {str(eid): int(nid) for nid, eid in session.execute(
+        insert(Notice).returning(Notice.id, Notice.entity_id), notice_rows)}
     to_of: dict[int, set[int]] = defaultdict(set)
     for gk, sources in groups.items():
         for s in sources:
             to_of[s.id].add(made[gk].id)
     escalated = exhausted = 0
-    for (c, d, chosen, missing), notice in zip(decided, notices, strict=True):
-        for step in missing:
-            session.add(Escalation(run_id=c.run_id, from_callout_id=c.id, to_callout_ids=[], step=step, at=now,
-                                   reason=str(d.notes.get("reason", "no_answer")), target_missing=True))
+    esc_rows: list[dict[str, Any]] = []
+    for c, d, chosen, missing in decided:
+        reason = str(d.notes.get("reason", "no_answer"))
+        notice_id = notice_of[str(c.id)]
+        esc_rows += [dict(run_id=c.run_id, from_callout_id=c.id, to_callout_ids=[], step=step, at=now, reason=reason,
+                          target_missing=True, notice_id=None) for step in missing]
         if chosen is None:
             record(session, now=now, action="callout.unanswered", entity_type="callout", entity_id=c.id,
                    actor="rule:callout_deadline",
-                   payload={"reason": d.notes.get("reason"), "missing_steps": missing, "notice_id": notice.id,
+                   payload={"reason": d.notes.get("reason"), "missing_steps": missing, "notice_id": notice_id,
                             "skipped_retries": d.skipped_retries})
             exhausted += 1
             continue
         to_ids = sorted(to_of[c.id])
-        session.add(Escalation(run_id=c.run_id, from_callout_id=c.id, to_callout_ids=to_ids, step=chosen, at=now,
-                               reason=str(d.notes.get("reason", "no_answer")), notice_id=notice.id))
+        esc_rows.append(dict(run_id=c.run_id, from_callout_id=c.id, to_callout_ids=to_ids, step=chosen, at=now,
+                             reason=reason, target_missing=False, notice_id=notice_id))
         record(session, now=now, action="callout.escalated", entity_type="callout", entity_id=c.id,
                actor="rule:callout_deadline",
                payload={"step": chosen, "to_callouts": to_ids, "missing_steps": missing,
                         "reason": d.notes.get("reason"), "skipped_retries": d.skipped_retries})
         escalated += 1
+    if esc_rows:
+        session.execute(insert(Escalation), esc_rows)
     session.flush()
     return escalated, exhausted, len([m for m in made.values() if m.created_at == now])
 
@@ -453,8 +458,9 @@ def _escalate(session: Session, items: list[tuple[Callout, core.Decision]], *, n
 _STEP_ZH = {"township": "镇（街道）负责人", "district": "区领导", "leader_on_duty": "带班领导"}
 
 
-def _notice(session: Session, c: Callout, now: dt.datetime, *, exhausted: bool, ctx: SendContext,
-            step: str | None = None) -> Notice:
+def _notice(c: Callout, now: dt.datetime, *, exhausted: bool, ctx: SendContext,
+            step: str | None = None) -> dict[str, Any]:
+    """The duty officer's notice about one callout, as a row for the batch's one INSERT."""
     where = place_names(c.areas, ctx.names, 3)
     if exhausted:
         zh = f"叫应无人应答：{c.name}（{where}）未应答，且无上级可升级，请值班员电话确认"
@@ -462,11 +468,9 @@ def _notice(session: Session, c: Callout, now: dt.datetime, *, exhausted: bool, 
     else:
         zh = f"叫应升级：{c.name}（{where}）未在时限内应答，已升级至{_STEP_ZH.get(step or '', step)}"
         en = f"Callout escalated: {c.name} did not answer in time; escalated to {step}"
-    n = Notice(created_at=now, kind="callout_unanswered" if exhausted else "callout_escalated",
-               recipient_role="duty_officer", subject=zh[:300], subject_en=en[:300], entity_type="callout",
-               entity_id=str(c.id))
-    session.add(n)  # flushed by the caller, with the batch's other notices
-    return n
+    return dict(created_at=now, kind="callout_unanswered" if exhausted else "callout_escalated",
+                recipient_role="duty_officer", recipient_name=None, recipient_phone=None, department=None,
+                subject=zh[:300], subject_en=en[:300], entity_type="callout", entity_id=str(c.id), read_at=None)
 
 
 # ---------------------------------------------------------------------------------------------- failures
