@@ -39,7 +39,7 @@ def job_specs(rt: Runtime) -> list[JobSpec]:
     return [
         JobSpec("heartbeat", _heartbeat, tick),
         JobSpec("outbox_send", send_due, tick),
-        JobSpec("callouts_sweep", callout_jobs.sweep_callouts, tick),
+        JobSpec("callouts_sweep", callout_jobs.sweep_callouts, min(tick, callout_jobs.TICK_SECONDS)),
         JobSpec("feeds_poll", warning_jobs.poll_feeds, tick),
         JobSpec("warnings_sweep", warning_jobs.sweep_warnings, tick),
         JobSpec("consultation_sweep", response_jobs.consultation_sweep, tick),

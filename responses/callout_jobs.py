@@ -10,6 +10,11 @@ from __future__ import annotations
 from config.runtime import Runtime
 from responses.callout_service import SweepStats, sweep
 
+# The callout sweep ticks at least this often, whatever the general tick: the lag from a deadline
+# to its escalation is bounded by the tick, and an idle tick costs two indexed queries
+# (``next_action_at``, the failed-message index).
+TICK_SECONDS = 1.0
+
 
 def sweep_callouts(rt: Runtime) -> SweepStats:
     stats = sweep(rt.session_factory, now=rt.now())

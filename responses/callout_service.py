@@ -75,7 +75,8 @@ def _apply(c: Callout, d: core.Decision, now: dt.datetime) -> None:
     c.state = d.state.value
     c.next_action_at = d.next_action_at
     c.retries_done = d.retries_done
-    c.dead_routes = list(d.dead_routes)
+    if list(c.dead_routes) != list(d.dead_routes):  # unchanged JSON is not rewritten by the batch UPDATE
+        c.dead_routes = list(d.dead_routes)
     c.updated_at = now
     if d.state in (CalloutState.ANSWERED, CalloutState.CANCELLED) and c.closed_at is None:
         c.closed_at = now

@@ -73,8 +73,15 @@ def _may_name_level(text: str) -> bool:
     # a generator over the tuple, and this runs for every event, headline and parameter value.
     if "级" in text or ("色" in text and ("红色" in text or "橙色" in text or "黄色" in text or "蓝色" in text)):
         return True
-    low = text.lower()
-    return "red" in low or "blue" in low or "yellow" in low or "orange" in low or "amber" in low
+    if text.isascii():
+        low = text.lower()
+        return "red" in low or "blue" in low or "yellow" in low or "orange" in low or "amber" in low
+    # Long non-ASCII texts (a JSON history in a parameter) are slow to lower-case as Unicode: their ASCII
+    # letters alone, lower-cased as bytes, hold every colour word the Unicode lower-casing would show (no
+    # non-ASCII letter lower-cases into one of these letters). Dropping the other characters can only
+    # add a false "maybe", which the exact searches after this test then reject.
+    low_b = text.encode("ascii", "ignore").lower()
+    return b"red" in low_b or b"blue" in low_b or b"yellow" in low_b or b"orange" in low_b or b"amber" in low_b
 
 
 _PARAM_NAME_RE = re.compile(r"level|colou?r|awareness|grade|等级|级别|颜色", re.I)

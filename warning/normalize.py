@@ -122,6 +122,7 @@ def area_to_target(area: AreaSpec) -> Any:
 
 
 _PLAIN = frozenset({str, int, bool, type(None)})
+_LISTS = frozenset({list})
 
 
 def _jsonable(value: Any) -> Any:
@@ -129,6 +130,10 @@ def _jsonable(value: Any) -> Any:
     if t in _PLAIN:  # nearly every leaf: answered by one set lookup (str subclasses such as enums go on)
         return value
     if t is list:
+        if _PLAIN.issuperset(map(type, value)):  # codes, categories: checked and copied in C
+            return value.copy()
+        if _LISTS.issuperset(map(type, value)):  # lists of (name, value) pairs: no call per pair
+            return [v.copy() if _PLAIN.issuperset(map(type, v)) else _jsonable(v) for v in value]
         return [v if type(v) in _PLAIN else _jsonable(v) for v in value]
     if t is dict:
         return {(k if type(k) is str else str(k)): (v if type(v) in _PLAIN else _jsonable(v))
@@ -159,6 +164,12 @@ def affected_json(match: Any) -> dict[str, Any]:
 
 def draft_to_json(draft: WarningDraft, match: Any | None) -> dict[str, Any]:
     """The fixed output shape (module docstring); ``match`` is a geo MatchResult or None."""
+    # Adapters hand out one datetime object for equal times (sent = effective = onset, usually): its
+    # ISO text is written once.
+    sent, effective, onset = draft.sent, draft.effective, draft.onset
+    sent_iso = iso(sent)
+    effective_iso = sent_iso if effective is sent else iso(effective)
+    onset_iso = sent_iso if onset is sent else effective_iso if onset is effective else iso(onset)
     return {
         "identifier": draft.identifier,
         "sender": draft.sender,
@@ -167,9 +178,9 @@ def draft_to_json(draft: WarningDraft, match: Any | None) -> dict[str, Any]:
         "hazard": draft.hazard.value,
         "event": draft.event,
         "level": draft.level.value if draft.level is not None else None,
-        "sent": iso(draft.sent),
-        "effective": iso(draft.effective),
-        "onset": iso(draft.onset),
+        "sent": sent_iso,
+        "effective": effective_iso,
+        "onset": onset_iso,
         "expires": iso(draft.expires),
         "references": [{"sender": r.sender, "identifier": r.identifier, "sent": iso(r.sent)} for r in draft.references],
         "languages": list(dict.fromkeys(i.language for i in draft.infos)),

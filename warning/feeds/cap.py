@@ -253,9 +253,23 @@ def _lang_key(info: dict[str, Any]) -> int:
     return 0 if lang.startswith("zh") else 1
 
 
-def _min_time(values: list[Any], name: str) -> Any:
-    times = [t for t in (parse_time(v, field_name=name) for v in values) if t is not None]
-    return min(times) if times else None
+def _times(values: list[Any], name: str, seen: dict[str, Any]) -> list[Any]:
+    """The parsed times of ``values`` (None skipped), in order; errors name ``name``.
+
+    ``seen`` maps text already parsed in this alert to its datetime: sent, effective and onset are
+    usually the same text, parsed once and then one object, whose ISO form the output writes once.
+    """
+    out = []
+    for v in values:
+        t = seen.get(v) if type(v) is str else None
+        if t is None:
+            t = parse_time(v, field_name=name)
+            if t is None:
+                continue
+            if type(v) is str:
+                seen[v] = t
+        out.append(t)
+    return out
 
 
 def draft_from_alert(alert: dict[str, Any], ctx: ParserContext, source_format: str = "cap") -> WarningDraft | Skipped:
@@ -264,8 +278,10 @@ def draft_from_alert(alert: dict[str, Any], ctx: ParserContext, source_format: s
     sender = (alert.get("sender") or "").strip()
     if identifier in _PLACEHOLDERS or sender in _PLACEHOLDERS:
         raise ParseError("missing_field", "CAP 缺少 identifier 或 sender / CAP alert lacks identifier or sender")
-    sent = parse_time(alert.get("sent"), field_name="sent", required=True)
+    raw_sent = alert.get("sent")
+    sent = parse_time(raw_sent, field_name="sent", required=True)
     assert sent is not None
+    seen_times = {raw_sent: sent} if type(raw_sent) is str else {}
     raw_type = (alert.get("msgType") or "").strip().lower()
     if raw_type in ("ack", "error"):
         return Skipped(reason=f"不是预警：CAP {raw_type} 消息 / not a hazard warning: CAP {raw_type} message",
@@ -277,10 +293,13 @@ def draft_from_alert(alert: dict[str, Any], ctx: ParserContext, source_format: s
     if status is None:
         raise ParseError("bad_field", f"status={alert.get('status')!r:.30}")
 
-    infos = sorted(alert.get("info") or [], key=_lang_key)
+    infos = alert.get("info") or []
+    if len(infos) > 1:
+        infos = sorted(infos, key=_lang_key)
     texts: list[InfoText] = []
     area = AreaSpec()
     area_descs: list[str] = []
+    seen_geocodes: set[tuple[str, str]] = set()
     parameters: dict[str, list[str]] = {}
     categories: list[str] = []
     levels = []
@@ -321,7 +340,8 @@ def draft_from_alert(alert: dict[str, Any], ctx: ParserContext, source_format: s
             for name, value in a.get("geocode") or []:
                 cn = china_admin_code(value)
                 code = (name, cn or value)
-                if value and code not in area.geocodes:
+                if value and code not in seen_geocodes:  # a set: NWS areas list dozens of codes
+                    seen_geocodes.add(code)
                     area.geocodes.append(code)
     area.description = "; ".join(area_descs) or None
 
@@ -359,13 +379,14 @@ def draft_from_alert(alert: dict[str, Any], ctx: ParserContext, source_format: s
         extra["event_codes"] = event_codes
     extra["level_source"] = "colour" if coloured else "table"
 
+    effective = _times([i.get("effective") for i in infos], "effective", seen_times)
+    onset = _times([i.get("onset") for i in infos], "onset", seen_times)
+    expires = _times([i.get("expires") for i in infos], "expires", seen_times)
     return WarningDraft(
         identifier=identifier, sender=sender, sent=sent, msg_type=msg_type, status=status, hazard=hazard,
         event=first.get("event") or None, level=level,
-        effective=_min_time([i.get("effective") for i in infos], "effective"),
-        onset=_min_time([i.get("onset") for i in infos], "onset"),
-        expires=max((t for t in (parse_time(i.get("expires"), field_name="expires") for i in infos) if t),
-                    default=None),
+        effective=min(effective) if effective else None, onset=min(onset) if onset else None,
+        expires=max(expires) if expires else None,
         references=_references(alert.get("references")), infos=texts, area=area,
         severity=first.get("severity") or None, urgency=first.get("urgency") or None,
         certainty=first.get("certainty") or None, parameters=parameters, source_format=source_format, extra=extra,
@@ -415,7 +436,7 @@ def _text_of(el: etree._Element, name: str) -> str:
 def _cap_link(item: etree._Element) -> str | None:
     fallback = None
     for c in item:
-        n = local(c.tag)
+        n = _NAMES[c.tag]
         if n == "link":
             href = (c.get("href") or _text(c)).strip()
             if not href:
