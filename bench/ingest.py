@@ -113,7 +113,7 @@ def main() -> int:
           "no geo targeting, no json.dumps")
     print(f"CAP parse+normalize: {ours_wall:,.0f} docs/s  (CPU time: {ours_cpu:,.0f} docs/s)")
     print(f"bare lxml.etree.fromstring: {bare_wall:,.0f} docs/s  (CPU time: {bare_cpu:,.0f} docs/s)")
-    print(f"ratio: {ours_wall / bare_wall:.0%} of bare lxml (CPU time: {ours_cpu / bare_cpu:.0%}; taking turns)  "
+    print(f"ratio: {ours_wall / bare_wall:.1%} of bare lxml (CPU time: {ours_cpu / bare_cpu:.1%}; taking turns)  "
           "(targets: >= 1,000 docs/s, >= 30%)")
 
     payload = firms_rows(100_000)

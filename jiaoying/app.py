@@ -72,6 +72,7 @@ def create_app(
         response_engine.install(rt.state)
         webhooks.set_answer_handler(app, callout_service.handle_inbound)  # keypresses and replies answer callouts
         webhooks.set_status_handler(app, callout_service.on_message_final)  # a failed number fails over at once
+        callout_service.install(rt.state)  # the answer window runs from when the first try is accepted
         app.state.settings = settings
         app.state.clock = rt.clock
         app.state.session_factory = rt.session_factory

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from config.runtime import Runtime
-from responses import callout_jobs, measure_jobs
+from responses import callout_jobs, callout_service, measure_jobs
 from responses import engine as response_engine
 from responses import jobs as response_jobs
 from responses.sender import send_due
@@ -36,6 +36,7 @@ def job_specs(rt: Runtime) -> list[JobSpec]:
     """Every scheduled job of the system, in one list."""
     tick = rt.settings.scheduler.tick_seconds
     response_engine.install(rt.state)  # warning changes and decisions reach the response engine
+    callout_service.install(rt.state)  # the sender's acceptances start each callee's answer window
     return [
         JobSpec("heartbeat", _heartbeat, tick),
         JobSpec("outbox_send", send_due, tick),

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import and_, bindparam, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from config.eventlog import record
@@ -196,6 +196,10 @@ def create_run_callouts(session: Session, run: ResponseRun, *, now: dt.datetime,
 def _new_callout(*, run_id: int, key: str, contact: Contact | None, name: str, numbers: list[str], role: str,
                  tier: str, areas: list[str], reason: str, level: str, calls: dict[str, Any], now: dt.datetime,
                  drill: bool, names: dict[str, str], context: dict[str, Any] | None = None) -> Callout:
+    # The deadline set here is provisional: when the first try is accepted by the provider,
+    # ``on_attempts_accepted`` moves it to acceptance + window. Provisional = creation + window, no
+    # margin: a try never accepted (provider down, number failing) is swept exactly when it would
+    # have been had the call gone out at once, so retries, failover and escalation are not delayed.
     answer = int(calls["answer_minutes"])
     retries = calls.get("retries") or {"count": 0, "interval_minutes": 1}
     return Callout(
@@ -209,6 +213,77 @@ def _new_callout(*, run_id: int, key: str, contact: Contact | None, name: str, n
         next_action_at=now + dt.timedelta(minutes=answer), drill=drill, context=context or {}, created_at=now,
         updated_at=now, attempts=[],
     )
+
+
+# ---------------------------------------------------------------------------------------------- accepted
+
+
+_WAITING_ON_FIRST_TRY = (CalloutState.CALLING.value, 1, 0)  # state, attempts_made, retries_done
+
+
+def on_attempts_accepted(session: Session, items: Sequence[outbox.Accepted], now: dt.datetime) -> int:
+    """Acceptance hook (the sender's transaction): the answer window runs from the moment the
+    person's first try was accepted by the provider, not from when the callout was created — with
+    a provider rate limit the last of a large run is called long after the first, and must not lose
+    that time. A callout still waiting on that first try (calling, one attempt, no retry, no answer)
+    gets ``deadline = accepted_at + window`` and ``started_at`` (the report's "called at") =
+    ``accepted_at``; ``next_action_at`` follows the deadline. Anything later (a retry, a failover, an
+    answer, an escalation) keeps its own timing. Idempotent: ``accepted_at`` is the message's first
+    acceptance, so a repeated acceptance writes nothing. Returns how many callouts moved."""
+    when: dict[int, dt.datetime] = {}
+    for it in items:
+        if it.subject_type == SUBJECT and it.subject_id and it.subject_id.isdigit():
+            when[int(it.subject_id)] = it.accepted_at
+    if not when:
+        return 0
+    state, made, retried = _WAITING_ON_FIRST_TRY
+    waiting = and_(Callout.state == state, Callout.attempts_made == made, Callout.retries_done == retried,
+                   Callout.answered_at.is_(None), Callout.next_action_at == Callout.deadline_at)
+    pg = session.get_bind().dialect.name == "postgresql"
+    ids = sorted(when)
+    rows: list[Any] = []
+    for i in range(0, len(ids), 900):
+        q = (select(Attempt.id, Callout.id, Callout.run_id, Callout.answer_minutes, Callout.started_at,
+                    Callout.deadline_at)
+             .join(Callout, Attempt.callout_id == Callout.id)
+             .where(Attempt.id.in_(ids[i:i + 900]), Attempt.seq == 1, waiting).order_by(Callout.id))
+        if pg:  # the sweep skips what we hold; answers and failovers wait for our commit
+            q = q.with_for_update(of=Callout)
+        rows += session.execute(q).all()
+    moved: list[dict[str, Any]] = []
+    for att_id, cid, run_id, minutes, started, deadline in rows:
+        at = when[att_id]
+        new = at + dt.timedelta(minutes=minutes)
+        if new != deadline or at != started:
+            moved.append({"b_id": cid, "b_at": at, "b_dl": new, "b_now": now, "run": run_id, "was": deadline})
+    if not moved:
+        return 0
+    table = Callout.__table__
+    session.connection().execute(
+        table.update()
+        .where(table.c.id == bindparam("b_id"), table.c.state == state, table.c.attempts_made == made,
+               table.c.retries_done == retried)
+        .values(started_at=bindparam("b_at", type_=table.c.started_at.type),
+                deadline_at=bindparam("b_dl", type_=table.c.deadline_at.type),
+                next_action_at=bindparam("b_dl", type_=table.c.next_action_at.type),
+                updated_at=bindparam("b_now", type_=table.c.updated_at.type)),
+        [{k: m[k] for k in ("b_id", "b_at", "b_dl", "b_now")} for m in moved])
+    by_run: dict[int, list[list[Any]]] = defaultdict(list)
+    for m in moved:
+        by_run[m["run"]].append([m["b_id"], m["b_at"].isoformat(), m["b_dl"].isoformat(), m["was"].isoformat()])
+    for run_id in sorted(by_run):  # one entry per run and batch: the fan-out's hot path
+        record(session, now=now, action="callouts.call_accepted", entity_type="response_run", entity_id=run_id,
+               actor="system", payload={"fields": ["callout", "accepted_at", "deadline", "provisional_deadline"],
+                                        "callouts": by_run[run_id]})
+    return len(moved)
+
+
+def install(state: dict[str, Any]) -> None:
+    """Register the acceptance hook on a runtime's state (idempotent); senders built from that
+    state call it."""
+    hooks = outbox.accepted_hooks_of(state)
+    if on_attempts_accepted not in hooks:
+        hooks.append(on_attempts_accepted)
 
 
 def _calls_of(c: Callout) -> dict[str, Any]:

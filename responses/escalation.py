@@ -24,6 +24,9 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from config.transitions import IllegalTransition as BaseIllegalTransition
+from config.transitions import Machine
+
 
 class CalloutState(enum.StrEnum):
     CALLING = "calling"  # tries out, waiting for an answer
@@ -81,20 +84,15 @@ TRANSITION_ZH = {
 }
 
 
-class IllegalTransition(Exception):
-    def __init__(self, transition: Transition, state: CalloutState) -> None:
-        self.transition, self.state = transition, state
-        self.zh = f"叫应处于“{STATE_ZH[state]}”，不能{TRANSITION_ZH[transition]}"
-        self.en = f"cannot {transition.value} a callout that is {state.value}"
-        super().__init__(self.en)
+class IllegalTransition(BaseIllegalTransition):
+    """A move a callout does not allow from its state."""
+
+
+MACHINE = Machine("叫应", "callout", CalloutState, Transition, TRANSITIONS, STATE_ZH, TRANSITION_ZH, IllegalTransition)
 
 
 def apply(state: CalloutState | str, transition: Transition | str) -> CalloutState:
-    st, tr = CalloutState(state), Transition(transition)
-    nxt = TRANSITIONS.get((tr, st))
-    if nxt is None:
-        raise IllegalTransition(tr, st)
-    return nxt
+    return MACHINE.apply(state, transition)
 
 
 # ---------------------------------------------------------------------------------------------- routes

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from config.transitions import IllegalTransition, Machine
 from responses.plans import MEASURE_ZH, MeasureKind, MeasureRule
 
 
@@ -105,29 +106,21 @@ ACTION_ZH = {
 }
 
 
-class IllegalMeasureTransition(Exception):
+class IllegalMeasureTransition(IllegalTransition):
     """An action that the order's state does not allow; the message lists what is allowed."""
 
-    def __init__(self, action: MeasureAction, state: MeasureState, zh: str = "", en: str = "") -> None:
-        self.action, self.state = action, state
-        allowed = allowed_actions(state)
-        self.zh = zh or (f"措施处于“{STATE_ZH[state]}”状态，不能{ACTION_ZH[action]}；"
-                         f"可执行：{'、'.join(ACTION_ZH[a] for a in allowed) or '无'}")
-        self.en = en or (f"cannot {action.value} a measure that is {state.value}; "
-                         f"allowed: {', '.join(a.value for a in allowed) or 'none'}")
-        super().__init__(self.en)
+
+MACHINE = Machine("措施", "measure", MeasureState, MeasureAction, TRANSITIONS, STATE_ZH, ACTION_ZH,
+                  IllegalMeasureTransition)
 
 
 def allowed_actions(state: MeasureState | str) -> list[MeasureAction]:
-    st = MeasureState(state)
-    return [a for a in MeasureAction if (a, st) in TRANSITIONS]
+    return MACHINE.allowed(state)
 
 
 def apply(state: MeasureState | str, action: MeasureAction | str, reason: str | None = None) -> MeasureState:
     st, act = MeasureState(state), MeasureAction(action)
-    nxt = TRANSITIONS.get((act, st))
-    if nxt is None:
-        raise IllegalMeasureTransition(act, st)
+    nxt = MACHINE.apply(st, act)
     if act in NEEDS_REASON and not (reason and reason.strip()):
         raise IllegalMeasureTransition(act, st, f"{ACTION_ZH[act]}必须填写理由",
                                        f"{act.value} needs a reason")

@@ -10,7 +10,7 @@ Every change only moves a message forward (see ``message_state``) and is written
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,18 +174,47 @@ class SendResult:
     next_try_at: dt.datetime | None = None
 
 
-def apply_results(session: Session, results: Sequence[SendResult], *, now: dt.datetime) -> None:
+@dataclass(frozen=True)
+class Accepted:
+    """A message the provider accepted: when (the first acceptance, ``sent_at``) and what it is for."""
+
+    message_id: int
+    subject_type: str | None
+    subject_id: str | None
+    accepted_at: dt.datetime
+
+
+# Called by ``apply_results`` in its transaction with the messages the provider accepted (a second
+# acceptance of the same message — a send repeated after a lease ran out — carries the first time,
+# so a hook that derives state from ``accepted_at`` is idempotent). The wiring registers them.
+AcceptedHook = Callable[[Session, Sequence[Accepted], dt.datetime], None]
+ACCEPTED_HOOKS_KEY = "messaging_accepted_hooks"
+
+
+def accepted_hooks_of(state: MutableMapping[str, Any]) -> list[AcceptedHook]:
+    """The runtime's acceptance hooks: one list, shared by reference, so a sender built before a
+    hook is registered still calls it."""
+    hooks: list[AcceptedHook] = state.setdefault(ACCEPTED_HOOKS_KEY, [])
+    return hooks
+
+
+def apply_results(session: Session, results: Sequence[SendResult], *, now: dt.datetime,
+                  on_accepted: Sequence[AcceptedHook] = ()) -> None:
     """Record what the sender learned. Only a message still claimed moves; a provider id is kept
-    even when a fast callback already moved the message further."""
+    even when a fast callback already moved the message further. ``on_accepted`` hooks hear of
+    every accepted message in the same transaction."""
     if not results:
         return
     by_id = {r.message_id: r for r in results}
-    rows = session.execute(select(OutboxMessage.id, OutboxMessage.state, OutboxMessage.attempts)
+    rows = session.execute(select(OutboxMessage.id, OutboxMessage.state, OutboxMessage.attempts,
+                                  OutboxMessage.sent_at, OutboxMessage.subject_type, OutboxMessage.subject_id)
                            .where(OutboxMessage.id.in_(list(by_id)))).all()
     # The common case — accepted, and no callback got there first — in two executemany statements
     # instead of an ORM load and flush per message: this is the fan-out's hot path.
-    fast = [(mid, attempts) for mid, state, attempts in rows
+    fast = [(mid, attempts) for mid, state, attempts, *_ in rows
             if by_id[mid].outcome == "sent" and state in (State.QUEUED.value, State.CLAIMED.value)]
+    accepted = [Accepted(mid, stype, sid, sent_at or now) for mid, state, _a, sent_at, stype, sid in rows
+                if by_id[mid].outcome == "sent" and state in (State.QUEUED.value, State.CLAIMED.value)]
     if fast:
         table = OutboxMessage.__table__
         conn = session.connection()
@@ -212,6 +241,7 @@ def apply_results(session: Session, results: Sequence[SendResult], *, now: dt.da
             if msg.provider_id is None:
                 msg.provider_id = r.provider_id
             msg.sent_at = msg.sent_at or now
+            accepted.append(Accepted(msg.id, msg.subject_type, msg.subject_id, msg.sent_at))
             if moves_forward(msg.state, State.SENT.value):
                 msg.state = State.SENT.value
                 msg.claimed_until = None
@@ -246,6 +276,9 @@ def apply_results(session: Session, results: Sequence[SendResult], *, now: dt.da
             record(session, now=now, action="message.failed", entity_type="outbox_message", entity_id=msg.id,
                    actor="system", payload={"code": r.error_code, "reason": reason, "to": msg.to_number})
     session.flush()
+    if accepted:
+        for hook in on_accepted:
+            hook(session, accepted, now)
 
 
 def record_sent_batch(session: Session, results: Iterable[SendResult], *, now: dt.datetime) -> None:

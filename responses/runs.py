@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from config.transitions import IllegalTransition, Machine
 from warning.consultation import AREA_KEYS, normalize_areas, union_areas
 from warning.draft import Level
 
@@ -65,27 +66,15 @@ TRANSITION_ZH = {
 }
 
 
-class IllegalRunTransition(Exception):
-    def __init__(self, transition: RunTransition, state: RunState, reason_zh: str = "", reason_en: str = "") -> None:
-        allowed = [t for (t, s) in TRANSITIONS if s is state]
-        self.transition, self.state = transition, state
-        self.zh = reason_zh or (
-            f"响应处于“{STATE_ZH[state]}”状态，不能{TRANSITION_ZH[transition]}；"
-            f"可执行：{'、'.join(TRANSITION_ZH[t] for t in allowed) or '无'}"
-        )
-        self.en = reason_en or (
-            f"cannot {transition.value} a run that is {state.value}; "
-            f"allowed: {', '.join(t.value for t in allowed) or 'none'}"
-        )
-        super().__init__(self.en)
+class IllegalRunTransition(IllegalTransition):
+    """A move a response run does not allow from its state."""
+
+
+MACHINE = Machine("响应", "run", RunState, RunTransition, TRANSITIONS, STATE_ZH, TRANSITION_ZH, IllegalRunTransition)
 
 
 def apply(state: RunState | str, transition: RunTransition | str) -> RunState:
-    st, tr = RunState(state), RunTransition(transition)
-    nxt = TRANSITIONS.get((tr, st))
-    if nxt is None:
-        raise IllegalRunTransition(tr, st)
-    return nxt
+    return MACHINE.apply(state, transition)
 
 
 def raise_to(state: RunState | str, current: Level | str, new: Level | str) -> RunState:

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -97,8 +97,11 @@ class Sender:
 
     def __init__(self, session_factory: sessionmaker[Session], notifiers: Mapping[str, Notifier], *,
                  clock: Clock, config: SenderConfig | None = None, worker_id: str | None = None,
-                 monotonic: Callable[[], float] = time.monotonic, seed: int | None = None) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, seed: int | None = None,
+                 on_accepted: Sequence[outbox.AcceptedHook] = ()) -> None:
         self.factory = session_factory
+        # kept by reference: the runtime's hook list (``outbox.accepted_hooks_of``) may grow later
+        self.on_accepted = on_accepted
         self.notifiers = dict(notifiers)
         self.clock = clock
         self.cfg = config or SenderConfig()
@@ -174,7 +177,7 @@ class Sender:
             return
         with session_scope(self.factory) as s:
             now = self.clock.now()
-            outbox.apply_results(s, results, now=now)
+            outbox.apply_results(s, results, now=now, on_accepted=self.on_accepted)
             outbox.record_sent_batch(s, results, now=now)
         for r in results:
             if r.outcome == "sent":
@@ -264,7 +267,8 @@ def sender_for(rt: Runtime) -> Sender | None:
         tw = rt.settings.twilio
         cfg = SenderConfig(concurrency=tw.sender_concurrency, rate_per_second=tw.messages_per_second,
                            public_base_url=rt.settings.public_base_url)
-        sender = Sender(rt.session_factory, notifiers, clock=rt.clock, config=cfg)
+        sender = Sender(rt.session_factory, notifiers, clock=rt.clock, config=cfg,
+                        on_accepted=outbox.accepted_hooks_of(rt.state))
         rt.state["messaging_sender"] = sender
     return sender  # type: ignore[no-any-return]
 

@@ -16,6 +16,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from config.transitions import IllegalTransition as BaseIllegalTransition
+from config.transitions import Machine
+
 
 class ConsultationState(enum.StrEnum):
     OPEN = "open"  # departments are judging
@@ -74,34 +77,20 @@ TRANSITION_ZH = {
 }
 
 
-class IllegalTransition(Exception):
-    """A move the workflow does not allow from the current state; messages in Chinese and English."""
+class IllegalTransition(BaseIllegalTransition):
+    """A move the consultation workflow does not allow from its state."""
 
-    def __init__(self, transition: Transition, state: ConsultationState, reason_zh: str = "",
-                 reason_en: str = "") -> None:
-        allowed = allowed_from(state)
-        self.transition, self.state = transition, state
-        self.zh = reason_zh or (
-            f"会商处于“{STATE_ZH[state]}”状态，不能{TRANSITION_ZH[transition]}；"
-            f"可执行：{'、'.join(TRANSITION_ZH[t] for t in allowed) or '无'}"
-        )
-        self.en = reason_en or (
-            f"cannot {transition.value} a consultation that is {state.value}; "
-            f"allowed: {', '.join(t.value for t in allowed) or 'none'}"
-        )
-        super().__init__(self.en)
+
+MACHINE = Machine("会商", "consultation", ConsultationState, Transition, TRANSITIONS, STATE_ZH, TRANSITION_ZH,
+                  IllegalTransition)
 
 
 def allowed_from(state: ConsultationState) -> list[Transition]:
-    return [t for (t, s) in TRANSITIONS if s is state]
+    return MACHINE.allowed(state)
 
 
 def apply(state: ConsultationState | str, transition: Transition | str) -> ConsultationState:
-    st, tr = ConsultationState(state), Transition(transition)
-    nxt = TRANSITIONS.get((tr, st))
-    if nxt is None:
-        raise IllegalTransition(tr, st)
-    return nxt
+    return MACHINE.apply(state, transition)
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ class DrillResult:
 
 def make_safe(rt: Runtime, scenario: Scenario) -> FakeNotifier:
     """Cut the runtime off from every real provider and install the drill's fake one."""
+    from responses import callout_service, outbox
     from responses.sender import Sender, SenderConfig
 
     rt.settings = rt.settings.model_copy(update={"twilio": TwilioSettings()})
@@ -85,7 +86,8 @@ def make_safe(rt: Runtime, scenario: Scenario) -> FakeNotifier:
     # One worker and a fixed seed: the order of sends and the retry back-off are the same on every run.
     rt.state["messaging_sender"] = Sender(rt.session_factory, rt.state["messaging_notifiers"], clock=rt.clock,
                                           config=SenderConfig(concurrency=1, public_base_url=None),
-                                          worker_id="drill", seed=0)
+                                          worker_id="drill", seed=0, on_accepted=outbox.accepted_hooks_of(rt.state))
+    callout_service.install(rt.state)  # acceptances (at virtual times, so deterministic) start answer windows
     return notifier
 
 
