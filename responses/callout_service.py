@@ -219,6 +219,33 @@ def _new_callout(*, run_id: int, key: str, contact: Contact | None, name: str, n
 
 
 _WAITING_ON_FIRST_TRY = (CalloutState.CALLING.value, 1, 0)  # state, attempts_made, retries_done
+_ACCEPT_STMTS: dict[str, tuple[Any, Any]] = {}
+
+
+def _accept_statements(dialect: str) -> tuple[Any, Any]:
+    """The hook's SELECT and UPDATE, built once: it runs on every sender flush, where building
+    and cache-keying the expressions would cost as much as running them."""
+    if dialect not in _ACCEPT_STMTS:
+        state, made, retried = _WAITING_ON_FIRST_TRY
+        waiting = and_(Callout.state == state, Callout.attempts_made == made, Callout.retries_done == retried,
+                       Callout.answered_at.is_(None), Callout.next_action_at == Callout.deadline_at)
+        q = (select(Attempt.id, Callout.id, Callout.run_id, Callout.answer_minutes, Callout.started_at,
+                    Callout.deadline_at)
+             .join(Callout, Attempt.callout_id == Callout.id)
+             .where(Attempt.id.in_(bindparam("ids", expanding=True)), Attempt.seq == 1, waiting)
+             .order_by(Callout.id))
+        if dialect == "postgresql":  # the sweep skips what we hold; answers and failovers wait for our commit
+            q = q.with_for_update(of=Callout)
+        table = Callout.__table__
+        upd = (table.update()
+               .where(table.c.id == bindparam("b_id"), table.c.state == state, table.c.attempts_made == made,
+                      table.c.retries_done == retried)
+               .values(started_at=bindparam("b_at", type_=table.c.started_at.type),
+                       deadline_at=bindparam("b_dl", type_=table.c.deadline_at.type),
+                       next_action_at=bindparam("b_dl", type_=table.c.next_action_at.type),
+                       updated_at=bindparam("b_now", type_=table.c.updated_at.type)))
+        _ACCEPT_STMTS[dialect] = (q, upd)
+    return _ACCEPT_STMTS[dialect]
 
 
 def on_attempts_accepted(session: Session, items: Sequence[outbox.Accepted], now: dt.datetime) -> int:
@@ -236,20 +263,12 @@ def on_attempts_accepted(session: Session, items: Sequence[outbox.Accepted], now
             when[int(it.subject_id)] = it.accepted_at
     if not when:
         return 0
-    state, made, retried = _WAITING_ON_FIRST_TRY
-    waiting = and_(Callout.state == state, Callout.attempts_made == made, Callout.retries_done == retried,
-                   Callout.answered_at.is_(None), Callout.next_action_at == Callout.deadline_at)
-    pg = session.get_bind().dialect.name == "postgresql"
+    q, upd = _accept_statements(session.get_bind().dialect.name)
+    conn = session.connection()
     ids = sorted(when)
     rows: list[Any] = []
     for i in range(0, len(ids), 900):
-        q = (select(Attempt.id, Callout.id, Callout.run_id, Callout.answer_minutes, Callout.started_at,
-                    Callout.deadline_at)
-             .join(Callout, Attempt.callout_id == Callout.id)
-             .where(Attempt.id.in_(ids[i:i + 900]), Attempt.seq == 1, waiting).order_by(Callout.id))
-        if pg:  # the sweep skips what we hold; answers and failovers wait for our commit
-            q = q.with_for_update(of=Callout)
-        rows += session.execute(q).all()
+        rows += conn.execute(q, {"ids": ids[i:i + 900]}).all()
     moved: list[dict[str, Any]] = []
     for att_id, cid, run_id, minutes, started, deadline in rows:
         at = when[att_id]
@@ -258,16 +277,7 @@ def on_attempts_accepted(session: Session, items: Sequence[outbox.Accepted], now
             moved.append({"b_id": cid, "b_at": at, "b_dl": new, "b_now": now, "run": run_id, "was": deadline})
     if not moved:
         return 0
-    table = Callout.__table__
-    session.connection().execute(
-        table.update()
-        .where(table.c.id == bindparam("b_id"), table.c.state == state, table.c.attempts_made == made,
-               table.c.retries_done == retried)
-        .values(started_at=bindparam("b_at", type_=table.c.started_at.type),
-                deadline_at=bindparam("b_dl", type_=table.c.deadline_at.type),
-                next_action_at=bindparam("b_dl", type_=table.c.next_action_at.type),
-                updated_at=bindparam("b_now", type_=table.c.updated_at.type)),
-        [{k: m[k] for k in ("b_id", "b_at", "b_dl", "b_now")} for m in moved])
+    conn.execute(upd, [{k: m[k] for k in ("b_id", "b_at", "b_dl", "b_now")} for m in moved])
     by_run: dict[int, list[list[Any]]] = defaultdict(list)
     for m in moved:
         by_run[m["run"]].append([m["b_id"], m["b_at"].isoformat(), m["b_dl"].isoformat(), m["was"].isoformat()])
