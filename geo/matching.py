@@ -318,7 +318,7 @@ class RegionIndex:
         # prepared polygon is several times faster, and this is one lattice point per call.
         geoms = shapely.transform(self._leaf_geoms, lambda c: c) if nleaf else self._leaf_geoms
         shapely.prepare(geoms)
-        for n in (5, 10, 20):
+        for n in (4, 8, 16, 32):
             if not len(todo):
                 break
             x0, y0, x1, y1 = (bounds[todo, k][:, None] for k in range(4))
@@ -330,7 +330,7 @@ class RegionIndex:
             owner = np.repeat(todo, n * n)
             inside = shapely.contains_xy(geoms[owner], xs, ys)
             got = np.bincount(owner[inside], minlength=nleaf)[todo]
-            final = (got >= 8) | (n == 20)
+            final = (got >= 6) | (n == 32)
             done = todo[final & (got > 0)]
             sel = inside & np.isin(owner, done)
             kept.append((owner[sel], xs[sel], ys[sel]))
