@@ -89,7 +89,20 @@ def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers (sessions from ``read_only``) take no write lock: in WAL they never block a writer.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
+
+
+READ_ONLY = "jiaoying_read_only"
+
+
+def read_only(engine: Engine) -> Engine:
+    """The same pool, for work that only reads (API GET requests).
+
+    On SQLite its transactions begin deferred, so a page being read never holds the write lock;
+    writing through it is a bug (it may fail with "database is locked" under contention).
+    """
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

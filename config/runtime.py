@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.clock import Clock, SystemClock
-from config.database import make_engine, make_session_factory
+from config.database import make_engine, make_session_factory, read_only
 from config.settings import Settings
 
 
@@ -27,6 +27,11 @@ class Runtime:
     clock: Clock = field(default_factory=SystemClock)
     http: httpx.Client | None = None
     state: dict[str, Any] = field(default_factory=dict)
+    read_session_factory: sessionmaker[Session] | None = None
+
+    def __post_init__(self) -> None:
+        if self.read_session_factory is None:
+            self.read_session_factory = make_session_factory(read_only(self.engine))
 
     def now(self) -> dt.datetime:
         return self.clock.now()

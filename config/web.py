@@ -34,8 +34,14 @@ def get_clock(request: Request) -> Clock:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """A session per request; the handler commits once, anything uncommitted is rolled back."""
-    session: Session = request.app.state.session_factory()
+    """A session per request; the handler commits once, anything uncommitted is rolled back.
+
+    GET and HEAD requests only read: their session takes no write lock (see ``config.database.read_only``).
+    """
+    state = request.app.state
+    readers = getattr(state, "read_session_factory", None)
+    factory = readers if readers is not None and request.method in ("GET", "HEAD") else state.session_factory
+    session: Session = factory()
     try:
         yield session
     finally:

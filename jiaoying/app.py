@@ -76,6 +76,7 @@ def create_app(
         app.state.settings = settings
         app.state.clock = rt.clock
         app.state.session_factory = rt.session_factory
+        app.state.read_session_factory = rt.read_session_factory
         app.state.http = rt.http
         app.state.login_limiter = LoginLimiter(
             settings.security.login_attempts, settings.security.login_window_seconds

@@ -14,9 +14,10 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,6 +25,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
+from config.database import session_scope
 from config.errors import ApiError
 from config.eventlog import record
 from config.settings import Settings
@@ -81,10 +83,15 @@ def _public_url(settings: Settings, request: Request) -> str:
     return settings.public_base_url.rstrip("/") + request.url.path + (f"?{query}" if query else "")
 
 
-async def _verified(request: Request, db: Session, settings: Settings, now: dt.datetime) -> dict[str, str]:
-    """The form parameters of a correctly signed request; otherwise log it and refuse with 403."""
+async def signed_params(request: Request) -> dict[str, str]:
+    """The form parameters of a correctly signed request; otherwise log it and refuse with 403.
+
+    Runs on the event loop (reading the body needs it) but touches the database only in a worker
+    thread: waiting for SQLite's write lock on the loop would stall every other request.
+    """
     form = await request.form()
     params = {k: str(v) for k, v in form.multi_items()}
+    settings: Settings = request.app.state.settings
     signature = request.headers.get("X-Twilio-Signature", "")
     token = settings.twilio.auth_token.get_secret_value() if settings.twilio.auth_token else None
     url = _public_url(settings, request)
@@ -97,15 +104,22 @@ async def _verified(request: Request, db: Session, settings: Settings, now: dt.d
         reason = "bad signature"
     if reason is None:
         return params
-    db.rollback()
-    record(db, now=now, action="webhook.rejected", entity_type="webhook", entity_id=request.url.path,
-           actor="provider:unverified",
-           payload={"reason": reason, "url": url, "client": request.client.host if request.client else None,
-                    "params": {k: v[:200] for k, v in list(params.items())[:40]}})
-    db.commit()
+    payload = {"reason": reason, "url": url, "client": request.client.host if request.client else None,
+               "params": {k: v[:200] for k, v in list(params.items())[:40]}}
+    await run_in_threadpool(_log_rejection, request.app.state.session_factory, request.app.state.clock.now(),
+                            request.url.path, payload)
     log.warning("rejected webhook %s: %s", request.url.path, reason)
     raise ApiError(403, "bad_signature", "签名无效，请求被拒绝", "Invalid or missing provider signature",
                    details={"reason": reason})
+
+
+def _log_rejection(factory: Any, now: dt.datetime, path: str, payload: dict[str, Any]) -> None:
+    with session_scope(factory) as db:
+        record(db, now=now, action="webhook.rejected", entity_type="webhook", entity_id=path,
+               actor="provider:unverified", payload=payload)
+
+
+SignedParams = Annotated[dict[str, str], Depends(signed_params)]
 
 
 def _message_id(request: Request) -> int | None:
@@ -144,10 +158,9 @@ def _store_inbound(db: Session, *, now: dt.datetime, kind: str, params: dict[str
 
 
 @router.post("/status", include_in_schema=True)
-async def twilio_status_callback(request: Request, db: DB, clock: ClockDep, settings: SettingsDep) -> Response:
+def twilio_status_callback(request: Request, params: SignedParams, db: DB, clock: ClockDep) -> Response:
     """Message or call status from the provider: moves the message forward, never back."""
     now = clock.now()
-    params = await _verified(request, db, settings, now)
     status = params.get("MessageStatus") or params.get("CallStatus") or ""
     provider_id = params.get("MessageSid") or params.get("CallSid")
     msg, changed = outbox.apply_provider_status(
@@ -166,10 +179,9 @@ async def twilio_status_callback(request: Request, db: DB, clock: ClockDep, sett
 
 
 @router.post("/sms/inbound")
-async def twilio_inbound_sms(request: Request, db: DB, clock: ClockDep, settings: SettingsDep) -> Response:
+def twilio_inbound_sms(request: Request, params: SignedParams, db: DB, clock: ClockDep) -> Response:
     """An SMS reply (where the number supports two-way SMS): stored, then handed to the answer handler."""
     now = clock.now()
-    params = await _verified(request, db, settings, now)
     sender = params.get("From", "")
     # The reply answers the latest message we sent to that number.
     msg = db.execute(
@@ -202,12 +214,11 @@ def _voice_prompt(settings: Settings, msg: OutboxMessage, repeat: int) -> VoiceR
 
 
 @router.post("/voice/twiml")
-async def twilio_voice_twiml(request: Request, db: DB, clock: ClockDep, settings: SettingsDep) -> Response:
+def twilio_voice_twiml(request: Request, _params: SignedParams, db: DB, settings: SettingsDep) -> Response:
     """What the call says when answered: the message, then a one-digit ``<Gather>`` (1 收到, 2 需要支援)."""
-    now = clock.now()
-    await _verified(request, db, settings, now)
     mid = _message_id(request)
     msg = db.get(OutboxMessage, mid) if mid else None
+    db.rollback()  # read only: release the transaction before the answer is written out
     if msg is None:
         vr = VoiceResponse()
         vr.say("这里是应急值班室，请回电确认。", language="zh-CN")
@@ -218,10 +229,10 @@ async def twilio_voice_twiml(request: Request, db: DB, clock: ClockDep, settings
 
 
 @router.post("/voice/gather")
-async def twilio_voice_gather(request: Request, db: DB, clock: ClockDep, settings: SettingsDep) -> Response:
+def twilio_voice_gather(request: Request, params: SignedParams, db: DB, clock: ClockDep,
+                        settings: SettingsDep) -> Response:
     """The digit pressed: stored as evidence, handed to the answer handler, confirmed by voice."""
     now = clock.now()
-    params = await _verified(request, db, settings, now)
     mid = _message_id(request)
     msg = db.get(OutboxMessage, mid) if mid else None
     digits = params.get("Digits", "").strip()

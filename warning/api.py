@@ -269,12 +269,18 @@ async def feeds_push(
     behind a slow client); the size limit is enforced while reading.
     """
     clock: Clock = request.app.state.clock
-    policy = load_policy()
-    feed = _feed_or_404(db, name)
-    if not feed.enabled:
-        raise conflict("feed_disabled", f"信息源 {name} 已停用", f"Feed {name} is disabled")
-    limit = service.feed_limit(feed, policy)
-    db.rollback()
+
+    def _prepare() -> tuple[Any, int]:
+        # Database work never runs on the event loop: a wait for SQLite's lock there would stall every request.
+        policy = load_policy()
+        feed = _feed_or_404(db, name)
+        if not feed.enabled:
+            raise conflict("feed_disabled", f"信息源 {name} 已停用", f"Feed {name} is disabled")
+        limit = service.feed_limit(feed, policy)
+        db.rollback()
+        return policy, limit
+
+    policy, limit = await run_in_threadpool(_prepare)
     body, oversize, seen = await _read_limited(request, limit)
     content_type = request.headers.get("content-type")
     listeners = _listeners(request)

@@ -81,3 +81,32 @@ def test_first_use_of_a_counter_from_many_threads(engine: Engine) -> None:
     for t in threads:
         t.join()
     assert sorted(got) == list(range(1, 9))
+
+
+def test_a_reader_never_holds_the_write_lock(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """GET requests read through ``read_only``: an open read transaction must not stall a writer."""
+    import time
+
+    from sqlalchemy import select
+
+    from config.database import make_engine, read_only
+
+    eng = make_engine(f"sqlite:///{tmp_path / 'ro.db'}", busy_timeout_ms=500)
+    migrate.upgrade(eng)
+    reader = make_session_factory(read_only(eng))()
+    try:
+        reader.execute(select(Counter)).all()  # a read transaction is now open
+        start = time.monotonic()
+        with session_scope(make_session_factory(eng)) as w:
+            assert next_value(w, "after-read") == 1
+        assert time.monotonic() - start < 0.4
+        # and a writer's transaction still excludes another writer (BEGIN IMMEDIATE)
+        writer = make_session_factory(eng)()
+        writer.execute(select(Counter)).all()
+        with pytest.raises(OperationalError, match="locked"), session_scope(make_session_factory(eng)) as w2:
+            next_value(w2, "blocked")
+        writer.rollback()
+        writer.close()
+    finally:
+        reader.close()
+        eng.dispose()
