@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from config.eventlog import record
+from config.tabular import TableFileError, read_xlsx
 from geo.models import Area, HazardSite
 from responses.contacts import (
     Coverage,
@@ -105,15 +106,10 @@ def read_table(data: bytes, filename: str) -> tuple[list[Any], list[list[Any]]]:
         raise ContactFileError("文件过大（上限 10 MiB）", "file too large (10 MiB at most)")
     suffix = Path(filename).suffix.lower()
     if suffix in (".xlsx", ".xlsm") or data[:2] == b"PK":
-        from openpyxl import load_workbook
-
         try:
-            wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        except Exception as exc:  # openpyxl raises many kinds for a broken workbook
-            raise ContactFileError(f"无法读取 Excel 文件：{exc}", f"cannot read the workbook: {exc}") from None
-        ws = wb.worksheets[0]
-        rows = [list(r) for r in ws.iter_rows(values_only=True)]
-        wb.close()
+            rows = read_xlsx(data)
+        except TableFileError as exc:
+            raise ContactFileError(exc.zh, exc.en) from None
     elif suffix in (".csv", ".txt", ""):
         for enc in ("utf-8-sig", "gb18030"):
             try:

@@ -15,6 +15,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from config.tabular import TableFileError
+from config.tabular import read_xlsx as read_table_xlsx
+
 HEADERS = {
     "start": ("start", "开始", "开始时间", "starts_at"),
     "end": ("end", "结束", "结束时间", "ends_at"),
@@ -167,16 +170,10 @@ def read_csv(data: bytes) -> list[list[str]]:
 
 
 def read_xlsx(data: bytes) -> list[list[Any]]:
-    from openpyxl import load_workbook
-
     try:
-        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds for a damaged file; all mean "cannot read"
-        raise RosterFileError("无法读取 Excel 文件", f"cannot read the XLSX file: {type(exc).__name__}") from None
-    ws = wb.worksheets[0]
-    rows = [list(r) for r in ws.iter_rows(values_only=True)]
-    wb.close()
-    return rows
+        return read_table_xlsx(data)
+    except TableFileError as exc:
+        raise RosterFileError(exc.zh, exc.en) from None
 
 
 def overlapping(shifts: Sequence[ShiftSpec]) -> list[tuple[ShiftSpec, ShiftSpec]]:
