@@ -11,9 +11,9 @@ import datetime as dt
 import json
 from typing import Any
 
-from warning.draft import ParseError, ParseResult, Skipped
+from warning.draft import ParseError, ParseResult
 from warning.feeds.common import ParserContext
-from warning.feeds.quake import QuakeEvent, evaluate
+from warning.feeds.quake import QuakeEvent, as_object, evaluate_all
 
 SENDER = "www.ceic.ac.cn"
 BEIJING = dt.timezone(dt.timedelta(hours=8), "CST")
@@ -67,12 +67,5 @@ def parse(payload: bytes, ctx: ParserContext) -> ParseResult:
         rows = doc
     else:
         raise ParseError("unknown_format", "不是中国地震台网 JSON / not CENC JSON (no 'shuju')")
-    result = ParseResult()
-    for row in rows:
-        if not isinstance(row, dict):
-            raise ParseError("unknown_format", "事件不是对象 / an event is not an object")
-        out = evaluate(_event(row), ctx)
-        (result.skipped if isinstance(out, Skipped) else result.warnings).append(out)  # type: ignore[arg-type]
-    if not rows:
-        result.skipped.append(Skipped(reason="没有地震事件 / no earthquake events"))
-    return result
+    return evaluate_all((_event(as_object(row, "事件", "an event")) for row in rows), ctx,
+                        none_zh="没有地震事件", none_en="no earthquake events")

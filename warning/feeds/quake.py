@@ -37,9 +37,21 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from warning.draft import AreaSpec, Hazard, InfoText, Level, MsgType, Skipped, Status, WarningDraft
+from warning.draft import (
+    AreaSpec,
+    Hazard,
+    InfoText,
+    Level,
+    MsgType,
+    ParseError,
+    ParseResult,
+    Skipped,
+    Status,
+    WarningDraft,
+)
 from warning.feeds.common import ParserContext, check_lat_lon, distance_km
 
 A_LONG, B_LONG, C_LONG, R0_LONG = 5.019, 1.446, 4.136, 24.0
@@ -81,6 +93,26 @@ def level_for_intensity(intensity: float) -> Level:
     if intensity >= 6:
         return Level.YELLOW
     return Level.BLUE
+
+
+def evaluate_all(events: Iterable[QuakeEvent], ctx: ParserContext, *, none_zh: str, none_en: str) -> ParseResult:
+    """Every event of a catalogue through the rule; a catalogue with no event says so rather than nothing."""
+    result = ParseResult()
+    for ev in events:
+        out = evaluate(ev, ctx)
+        if isinstance(out, Skipped):
+            result.skipped.append(out)
+        else:
+            result.warnings.append(out)
+    if not result.warnings and not result.skipped:
+        result.skipped.append(Skipped(reason=f"{none_zh} / {none_en}"))
+    return result
+
+
+def as_object(item: object, what_zh: str, what_en: str) -> dict[str, object]:
+    if not isinstance(item, dict):
+        raise ParseError("unknown_format", f"{what_zh}不是对象 / {what_en} is not an object")
+    return item
 
 
 def evaluate(ev: QuakeEvent, ctx: ParserContext) -> WarningDraft | Skipped:

@@ -10,9 +10,9 @@ import datetime as dt
 
 from lxml import etree
 
-from warning.draft import ParseError, ParseResult, Skipped
+from warning.draft import ParseError, ParseResult
 from warning.feeds.common import ParserContext, stable_id
-from warning.feeds.quake import QuakeEvent, evaluate
+from warning.feeds.quake import QuakeEvent, evaluate_all
 from warning.xmlsafe import local, parse_xml
 
 
@@ -92,11 +92,6 @@ def parse(payload: bytes, ctx: ParserContext) -> ParseResult:
     if params is None:
         raise ParseError("unknown_format", "QuakeML 缺少 eventParameters / no eventParameters")
     sender = _value(params, "creationInfo", "agencyID") or (params.get("publicID") or "quakeml").split("/")[0]
-    result = ParseResult()
-    events = [c for c in params if local(c.tag) == "event"]
-    for ev in events:
-        out = evaluate(_event(ev, sender), ctx)
-        (result.skipped if isinstance(out, Skipped) else result.warnings).append(out)  # type: ignore[arg-type]
-    if not events:
-        result.skipped.append(Skipped(reason="没有地震事件 / no events in the QuakeML document"))
-    return result
+    events = (c for c in params if local(c.tag) == "event")
+    return evaluate_all((_event(ev, sender) for ev in events), ctx,
+                        none_zh="没有地震事件", none_en="no events in the QuakeML document")

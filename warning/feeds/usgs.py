@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from warning.draft import ParseError, ParseResult, Skipped
+from warning.draft import ParseError, ParseResult
 from warning.feeds.common import ParserContext, from_epoch_ms
-from warning.feeds.quake import QuakeEvent, evaluate
+from warning.feeds.quake import QuakeEvent, as_object, evaluate_all
 
 SENDER = "earthquake.usgs.gov"
 
@@ -55,12 +55,5 @@ def parse(payload: bytes, ctx: ParserContext) -> ParseResult:
         features = [doc]
     else:
         raise ParseError("unknown_format", "不是 USGS GeoJSON / not USGS GeoJSON")
-    result = ParseResult()
-    for f in features:
-        if not isinstance(f, dict):
-            raise ParseError("unknown_format", "feature 不是对象 / a feature is not an object")
-        out = evaluate(_event(f), ctx)
-        (result.skipped if isinstance(out, Skipped) else result.warnings).append(out)  # type: ignore[arg-type]
-    if not features:
-        result.skipped.append(Skipped(reason="没有地震事件 / no earthquake events in the feed"))
-    return result
+    return evaluate_all((_event(as_object(f, "feature ", "a feature")) for f in features), ctx,
+                        none_zh="没有地震事件", none_en="no earthquake events in the feed")
