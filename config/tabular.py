@@ -32,3 +32,19 @@ def read_xlsx(data: bytes) -> list[list[Any]]:
         raise TableFileError(f"无法读取 Excel 文件（{type(exc).__name__}），请另存为标准 .xlsx 后重试",
                              f"cannot read the workbook ({type(exc).__name__}); save it again as a plain .xlsx") \
             from None
+
+
+def read_csv(data: bytes) -> list[list[str]]:
+    """Rows of a CSV in UTF-8 (with or without BOM) or GB18030 (which covers GBK, what Excel saves in China)."""
+    import csv
+
+    for enc in ("utf-8-sig", "gb18030"):
+        try:
+            text = data.decode(enc)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        raise TableFileError("无法识别文件编码，请另存为 UTF-8 或 GBK 编码的 CSV",
+                             "unknown text encoding (use UTF-8 or GBK)")
+    return [list(r) for r in csv.reader(io.StringIO(text))]

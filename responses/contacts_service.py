@@ -8,10 +8,8 @@ nothing: people are matched by phone number and duties by (person, role, place).
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from config.eventlog import record
-from config.tabular import TableFileError, read_xlsx
+from config.tabular import TableFileError, read_csv, read_xlsx
 from geo.models import Area, HazardSite
 from responses.contacts import (
     Coverage,
@@ -111,16 +109,10 @@ def read_table(data: bytes, filename: str) -> tuple[list[Any], list[list[Any]]]:
         except TableFileError as exc:
             raise ContactFileError(exc.zh, exc.en) from None
     elif suffix in (".csv", ".txt", ""):
-        for enc in ("utf-8-sig", "gb18030"):
-            try:
-                text = data.decode(enc)
-                break
-            except UnicodeDecodeError:
-                continue
-        else:
-            raise ContactFileError("无法识别文件编码（应为 UTF-8 或 GB18030）",
-                                   "unknown encoding (use UTF-8 or GB18030)")
-        rows = [list(r) for r in csv.reader(io.StringIO(text))]
+        try:
+            rows = read_csv(data)
+        except TableFileError as exc:
+            raise ContactFileError(exc.zh, exc.en) from None
     else:
         raise ContactFileError(f"不支持的文件类型 {suffix}（请用 CSV 或 XLSX）", f"unsupported file type {suffix}")
     while rows and all(c is None or str(c).strip() == "" for c in rows[0]):

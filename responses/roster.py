@@ -7,15 +7,14 @@ still read, so one typo never loses a month's roster.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from config.tabular import TableFileError
+from config.tabular import read_csv as read_table_csv
 from config.tabular import read_xlsx as read_table_xlsx
 
 HEADERS = {
@@ -158,15 +157,10 @@ def parse_rows(rows: Iterable[Sequence[Any]], tz: dt.tzinfo) -> tuple[list[Shift
 
 
 def read_csv(data: bytes) -> list[list[str]]:
-    for enc in ("utf-8-sig", "gb18030"):
-        try:
-            text = data.decode(enc)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise RosterFileError("文件编码无法识别（请用 UTF-8 或 GBK）", "unknown text encoding (use UTF-8 or GBK)")
-    return [list(r) for r in csv.reader(io.StringIO(text))]
+    try:
+        return read_table_csv(data)
+    except TableFileError as exc:
+        raise RosterFileError(exc.zh, exc.en) from None
 
 
 def read_xlsx(data: bytes) -> list[list[Any]]:

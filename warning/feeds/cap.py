@@ -21,7 +21,6 @@ category name none of the five).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from typing import Any
@@ -46,6 +45,7 @@ from warning.feeds.common import (
     china_admin_code,
     hazard_from_category,
     hazard_from_text,
+    load_json,
     parse_time,
 )
 from warning.levels import level_of, max_level
@@ -452,10 +452,7 @@ def _cap_link(item: etree._Element) -> str | None:
 
 
 def _parse_json(payload: bytes, ctx: ParserContext) -> ParseResult:
-    try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ParseError("malformed_json", str(exc)[:200]) from None
+    doc = load_json(payload)
     if isinstance(doc, dict) and isinstance(doc.get("warnings"), list):
         alerts = [w.get("alert", w) if isinstance(w, dict) else None for w in doc["warnings"]]
     elif isinstance(doc, dict) and "identifier" in doc:

@@ -8,11 +8,10 @@ means reviewed (正式), "A" automatic (自动). Each event goes through the ear
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 from warning.draft import ParseError, ParseResult
-from warning.feeds.common import ParserContext
+from warning.feeds.common import ParserContext, load_json
 from warning.feeds.quake import QuakeEvent, as_object, evaluate_all
 
 SENDER = "www.ceic.ac.cn"
@@ -53,12 +52,7 @@ def _event(row: dict[str, Any]) -> QuakeEvent:
 
 
 def parse(payload: bytes, ctx: ParserContext) -> ParseResult:
-    if not payload.strip():
-        raise ParseError("empty", "空内容 / empty payload")
-    try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ParseError("malformed_json", str(exc)[:200]) from None
+    doc = load_json(payload, allow_empty=False)
     if isinstance(doc, dict) and isinstance(doc.get("shuju"), list):
         rows = doc["shuju"]
     elif isinstance(doc, dict) and "EPI_LAT" in doc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -226,3 +227,13 @@ def china_admin_code(value: str) -> str | None:
     if len(v) in (6, 9, 12) and v[:2] in _CN_PROVINCES and _DIGITS.match(v):
         return v.ljust(12, "0")
     return None
+
+
+def load_json(payload: bytes | str, *, allow_empty: bool = True) -> Any:
+    """A JSON payload, or the ParseError that quarantines it (empty, not JSON, not UTF-8)."""
+    if not allow_empty and not payload.strip():
+        raise ParseError("empty", "空内容 / empty payload")
+    try:
+        return json.loads(payload)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ParseError("malformed_json", str(exc)[:200]) from None

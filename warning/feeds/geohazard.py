@@ -26,7 +26,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from warning.draft import (
@@ -43,7 +42,7 @@ from warning.draft import (
     WarningDraft,
 )
 from warning.feeds import cap
-from warning.feeds.common import ParserContext, check_lat_lon, china_admin_code, parse_time
+from warning.feeds.common import ParserContext, check_lat_lon, china_admin_code, load_json, parse_time
 from warning.levels import level_from_text
 
 _NUMERIC = {"1": Level.RED, "2": Level.ORANGE, "3": Level.YELLOW, "4": Level.BLUE}
@@ -148,10 +147,7 @@ def parse(payload: bytes, ctx: ParserContext) -> ParseResult:
         cfg.setdefault("default_hazard", Hazard.GEOHAZARD.value)
         return cap.parse(payload, ParserContext(region_center=ctx.region_center, config=cfg, sites=ctx.sites))
     if head.startswith(b"{"):
-        try:
-            doc = json.loads(payload)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ParseError("malformed_json", str(exc)[:200]) from None
+        doc = load_json(payload)
         if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
             raise ParseError("unknown_format", "不是风险区 GeoJSON / not a risk-zone FeatureCollection")
         return _zones(doc, ctx)

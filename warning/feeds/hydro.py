@@ -37,7 +37,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +52,7 @@ from warning.draft import (
     Status,
     WarningDraft,
 )
-from warning.feeds.common import ParserContext, check_lat_lon, parse_time
+from warning.feeds.common import ParserContext, check_lat_lon, load_json, parse_time
 
 BEIJING = dt.timezone(dt.timedelta(hours=8), "CST")
 _GAUGE_KINDS = {"gauge", "hydro_station", "river_section", "reservoir", "station"}
@@ -293,10 +292,7 @@ def parse(payload: bytes, ctx: ParserContext) -> ParseResult:
                                              "table (e.g. annual peaks), not real-time readings"))
         return result
     if stripped.startswith(("{", "[")):
-        try:
-            doc = json.loads(text)
-        except ValueError as exc:
-            raise ParseError("malformed_json", str(exc)[:200]) from None
+        doc = load_json(text)
         if isinstance(doc, dict) and isinstance(doc.get("value"), dict) and "timeSeries" in doc["value"]:
             series = _waterml(doc)
         elif isinstance(doc, dict) and isinstance(doc.get("items"), list):

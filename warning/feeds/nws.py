@@ -9,12 +9,11 @@ polygon in lon/lat. Other api.weather.gov documents (points, forecasts) are not 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from warning.draft import ParseError, ParseResult, Skipped
 from warning.feeds.cap import draft_from_alert
-from warning.feeds.common import ParserContext
+from warning.feeds.common import ParserContext, load_json
 
 _SCALARS = ("event", "urgency", "severity", "certainty", "effective", "onset", "expires", "senderName", "headline",
             "description", "instruction", "web")
@@ -55,12 +54,7 @@ def _alert(feature: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse(payload: bytes, ctx: ParserContext) -> ParseResult:
-    if not payload.strip():
-        raise ParseError("empty", "空内容 / empty payload")
-    try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ParseError("malformed_json", str(exc)[:200]) from None
+    doc = load_json(payload, allow_empty=False)
     if not isinstance(doc, dict):
         raise ParseError("unknown_format", "不是 NWS 预警 GeoJSON / not NWS alerts GeoJSON")
     if doc.get("type") == "Feature":

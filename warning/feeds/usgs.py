@@ -7,11 +7,10 @@ explosion) are skipped with the reason.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from warning.draft import ParseError, ParseResult
-from warning.feeds.common import ParserContext, from_epoch_ms
+from warning.feeds.common import ParserContext, from_epoch_ms, load_json
 from warning.feeds.quake import QuakeEvent, as_object, evaluate_all
 
 SENDER = "earthquake.usgs.gov"
@@ -39,12 +38,7 @@ def _event(feature: dict[str, Any]) -> QuakeEvent:
 
 
 def parse(payload: bytes, ctx: ParserContext) -> ParseResult:
-    if not payload.strip():
-        raise ParseError("empty", "空内容 / empty payload")
-    try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ParseError("malformed_json", str(exc)[:200]) from None
+    doc = load_json(payload, allow_empty=False)
     if not isinstance(doc, dict):
         raise ParseError("unknown_format", "不是 USGS GeoJSON / not USGS GeoJSON")
     if doc.get("type") == "FeatureCollection":
