@@ -230,3 +230,20 @@ def search_areas(session: Session, q: str, limit: int = 50) -> list[Area]:
 
 def area_count(session: Session) -> int:
     return int(session.execute(select(func.count(Area.id)).where(Area.context.is_(False))).scalar_one())
+
+
+def monitored_sites(session: Session, kinds: set[str] | None = None) -> list[tuple[str, str, str, float, float,
+                                                                                 dict[str, Any]]]:
+    """Sites as the feed parsers take them, ``(key, name, kind, lon, lat, attrs)``: gauges with their
+    warning and guarantee levels, forest blocks for hotspots. A site's point is a point inside it."""
+    stmt = select(HazardSite)
+    if kinds:
+        stmt = stmt.where(HazardSite.kind.in_(sorted(kinds)))
+    out = []
+    for site in session.execute(stmt).scalars():
+        try:
+            p = shape(site.geometry).representative_point()
+        except Exception:  # a stored geometry that cannot be read is skipped, not fatal to a feed
+            continue
+        out.append((site.key, site.name, site.kind, float(p.x), float(p.y), dict(site.attrs or {})))
+    return out

@@ -174,14 +174,22 @@ def _parser_for(adapter: str) -> Parser:
     return get_parser(adapter)  # type: ignore[no-any-return]
 
 
-def parser_context(feed: Feed) -> Any:
+# Site kinds the parsers look at: gauges and their thresholds (hydro), forest blocks (FIRMS hotspots).
+PARSER_SITE_KINDS = {"gauge", "hydro_station", "river_section", "reservoir", "station", "forest_block", "forest"}
+
+
+def parser_context(feed: Feed, session: Session | None = None) -> Any:
+    """The feed's options, plus the region's monitored sites so gauge thresholds and forest blocks set
+    in geo reach the parsers (options may still add sites of their own)."""
+    from geo.service import monitored_sites
     from warning.feeds.common import ParserContext
 
     config = dict(feed.options or {})
     if feed.default_hazard:
         config.setdefault("default_hazard", feed.default_hazard)
     config.setdefault("feed", feed.name)
-    return ParserContext(config=config)
+    sites = monitored_sites(session, PARSER_SITE_KINDS) if session is not None else []
+    return ParserContext(config=config, sites=sites)
 
 
 def ingest_payload(
@@ -217,7 +225,7 @@ def process_item(
     item.attempts = (item.attempts or 0) + 1
     try:
         parse = parser or _parser_for(feed.adapter)
-        result = parse(bytes(item.body), parser_context(feed))
+        result = parse(bytes(item.body), parser_context(feed, session))
     except ParseError as exc:
         quarantine(session, item, feed=feed, reason=exc.reason, detail=exc.detail or str(exc), now=now)
         outcome.state, outcome.reason = item.state, item.reason
