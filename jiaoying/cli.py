@@ -262,15 +262,18 @@ def normalize_file(
     if file.stat().st_size > limit:
         raise fail(f"文件过大（上限 {limit // 1024 // 1024} MiB）/ file too large")
     payload = file.read_bytes()
-    matcher = None
-    try:
-        from geo.region import default_region_index
+    from geo.region import default_region_index
+    from warning.service import PARSER_SITE_KINDS
 
-        matcher = default_region_index().match
-    except ImportError:
-        matcher = None
+    region = default_region_index()
+    sites = []
+    for site in region.sites():  # the default region's forest blocks and gauges, as a live feed would see them
+        if site.kind in PARSER_SITE_KINDS:
+            p = site.geometry.representative_point()
+            sites.append((str(site.id), site.name, site.kind, p.x, p.y, {}))
     try:
-        result = get_parser(fmt)(payload, ParserContext())
+        result = get_parser(fmt)(payload, ParserContext(sites=sites))
+        matcher = region.match
         doc = result_to_json(result, matcher)
     except ParseError as exc:
         raise fail(f"无法解析（{exc.reason}）/ cannot parse ({exc.reason}): {exc.detail}") from None
