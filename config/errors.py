@@ -13,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from config.transitions import IllegalTransition
+
 
 class ApiError(Exception):
     def __init__(
@@ -59,6 +61,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body(exc.code, exc.zh, exc.en, exc.details), status_code=exc.status, headers=exc.headers
         )
+
+    @app.exception_handler(IllegalTransition)
+    async def _illegal_transition(_req: Request, exc: IllegalTransition) -> JSONResponse:
+        # Every domain machine refuses the same way: 409, what was asked, and what its state allows.
+        details: dict[str, Any] = {"state": exc.state.value, "transition": exc.transition.value}
+        if exc.machine is not None:
+            details["allowed"] = [t.value for t in exc.machine.allowed(exc.state)]
+        return JSONResponse(error_body("illegal_transition", exc.zh, exc.en, details), status_code=409)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_req: Request, exc: StarletteHTTPException) -> JSONResponse:

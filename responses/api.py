@@ -120,17 +120,12 @@ def responses_runs_get(run_id: int, db: DB) -> Any:
     return out
 
 
-def _illegal(exc: IllegalRunTransition) -> ApiError:
-    return ApiError(409, "illegal_transition", exc.zh, exc.en,
-                    {"state": exc.state.value, "transition": exc.transition.value})
-
-
 @router.post("/runs/{run_id}/closing", response_model=RunOut)
 def responses_runs_begin_closing(run_id: int, body: RunClosingIn, db: DB, clock: ClockDep,
                                  user: User = require(*LEADERS)) -> Any:
     run = _run(db, run_id, lock=True)
     if RunState(run.state) is not RunState.ACTIVE:
-        raise _illegal(IllegalRunTransition(RunTransition.BEGIN_CLOSING, RunState(run.state)))
+        raise IllegalRunTransition(RunTransition.BEGIN_CLOSING, RunState(run.state))
     service.begin_closing(db, run, reason=body.reason, actor=actor_of(user), now=clock.now())
     db.commit()
     return run
@@ -140,10 +135,7 @@ def responses_runs_begin_closing(run_id: int, body: RunClosingIn, db: DB, clock:
 def responses_runs_close(run_id: int, body: RunCloseIn, db: DB, clock: ClockDep,
                          user: User = require(*LEADERS)) -> Any:
     run = _run(db, run_id, lock=True)
-    try:
-        service.close_run(db, run, actor=actor_of(user), now=clock.now(), note=body.note)
-    except IllegalRunTransition as exc:
-        raise _illegal(exc) from None
+    service.close_run(db, run, actor=actor_of(user), now=clock.now(), note=body.note)
     db.commit()
     return run
 

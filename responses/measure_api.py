@@ -31,7 +31,7 @@ from responses.measure_schemas import (
     ReportSentIn,
     ReportTextIn,
 )
-from responses.measures import IllegalMeasureTransition, MeasureAction, ReportError
+from responses.measures import MeasureAction, ReportError
 
 router = APIRouter(prefix="/measures", tags=["measures"])
 reports_router = APIRouter(prefix="/reports", tags=["reports"])
@@ -103,10 +103,6 @@ def measures_act(measure_id: int, action: MeasureAction, body: MeasureActionIn, 
         measure_service.transition(db, order, action, actor=actor_of(user), now=now, reason=body.reason,
                                    report=body.report, via=body.via, note=body.note, unit=body.unit,
                                    tz=settings.tz)
-    except IllegalMeasureTransition as exc:
-        raise ApiError(409, "illegal_transition", exc.zh, exc.en,
-                       details={"state": order.state, "allowed": [a.value for a in
-                                                                 rules.allowed_actions(order.state)]}) from None
     except ReportError as exc:
         raise ApiError(400, "bad_report", exc.zh, exc.en) from None
     db.commit()

@@ -15,7 +15,6 @@ from config.errors import ApiError, not_found
 from config.users import Department, Role, User, find_department
 from config.web import ALL_ROLES, DB, STAFF, ClockDep, actor_of, require
 from warning import consultation_service as cs
-from warning.consultation import IllegalTransition
 from warning.consultation_models import Consultation
 from warning.consultation_schemas import (
     ConsultationDetail,
@@ -34,11 +33,6 @@ router = APIRouter(prefix="/consultations", tags=["consultations"])
 
 DECIDERS = (Role.ADMIN, Role.LEADER)
 JUDGES = (*STAFF, Role.ANALYST)
-
-
-def _illegal(exc: IllegalTransition) -> ApiError:
-    return ApiError(409, "illegal_transition", exc.zh, exc.en,
-                    {"state": exc.state.value, "transition": exc.transition.value})
 
 
 def _load(db: DB, consultation_id: int) -> Consultation:
@@ -85,12 +79,9 @@ def consultations_open(body: ConsultationOpen, db: DB, clock: ClockDep, user: Us
         raise ApiError(409, "warning_not_active", "该预警已不在生效状态，不能发起会商",
                        "the warning is not active; no consultation can be opened")
     codes = [_department_code(db, d) for d in body.departments]
-    try:
-        c = cs.open_consultation(db, warning=warning, invited=codes, deadline_minutes=body.deadline_minutes,
-                                 reminder_minutes=body.reminder_minutes, mode="manual", actor=actor_of(user),
-                                 now=clock.now())
-    except IllegalTransition as exc:
-        raise _illegal(exc) from None
+    c = cs.open_consultation(db, warning=warning, invited=codes, deadline_minutes=body.deadline_minutes,
+                             reminder_minutes=body.reminder_minutes, mode="manual", actor=actor_of(user),
+                             now=clock.now())
     db.commit()
     return _detail(db, c)
 
@@ -111,10 +102,7 @@ def consultations_judge(consultation_id: int, body: JudgementIn, db: DB, clock: 
         department=code, assessed_level=body.assessed_level, trend=body.trend, confidence=body.confidence,
         text=body.text, areas_add=body.areas_add.model_dump() if body.areas_add else None,
         areas_remove=body.areas_remove.model_dump() if body.areas_remove else None, measures=body.measures)
-    try:
-        j = cs.record_judgement(db, consultation_id, data, actor=actor_of(user), now=clock.now())
-    except IllegalTransition as exc:
-        raise _illegal(exc) from None
+    j = cs.record_judgement(db, consultation_id, data, actor=actor_of(user), now=clock.now())
     db.commit()
     return j
 
@@ -123,10 +111,7 @@ def consultations_judge(consultation_id: int, body: JudgementIn, db: DB, clock: 
 def consultations_extend(consultation_id: int, body: ExtendIn, db: DB, clock: ClockDep,
                          user: User = require(*STAFF)) -> Any:
     _load(db, consultation_id)
-    try:
-        c = cs.extend(db, consultation_id, minutes=body.minutes, actor=actor_of(user), now=clock.now())
-    except IllegalTransition as exc:
-        raise _illegal(exc) from None
+    c = cs.extend(db, consultation_id, minutes=body.minutes, actor=actor_of(user), now=clock.now())
     db.commit()
     return c
 
@@ -141,10 +126,7 @@ def consultations_decide(consultation_id: int, body: DecisionIn, request: Reques
         measures=[m.model_dump(mode="json") for m in body.measures] if body.measures is not None else None,
         reason=body.reason)
     listeners = cs.decision_listeners_of(request.app.state.runtime.state)
-    try:
-        d = cs.decide(db, consultation_id, data, actor=actor_of(user), now=clock.now(), listeners=listeners)
-    except IllegalTransition as exc:
-        raise _illegal(exc) from None
+    d = cs.decide(db, consultation_id, data, actor=actor_of(user), now=clock.now(), listeners=listeners)
     db.commit()
     return d
 
@@ -153,9 +135,6 @@ def consultations_decide(consultation_id: int, body: DecisionIn, request: Reques
 def consultations_dismiss(consultation_id: int, body: DismissIn, db: DB, clock: ClockDep,
                           user: User = require(*DECIDERS)) -> Any:
     _load(db, consultation_id)
-    try:
-        c = cs.dismiss(db, consultation_id, reason=body.reason, actor=actor_of(user), now=clock.now())
-    except IllegalTransition as exc:
-        raise _illegal(exc) from None
+    c = cs.dismiss(db, consultation_id, reason=body.reason, actor=actor_of(user), now=clock.now())
     db.commit()
     return c
