@@ -5,7 +5,9 @@ The colour the issuing agency gave always wins. Chinese CAP puts it in the event
 parameter ("awareness_level: 3; orange; Severe"); some English sources in the headline ("Red Warning").
 In free text the LAST colour named wins, because upgrade/downgrade headlines name the old level first.
 English colour words count only next to warning/alert/level/signal (or alone in a level parameter),
-so that "Red River" in an area name is not read as a red warning.
+so that "Red River" in an area name is not read as a red warning. A parameter whose name is not
+level-like is read only when its value is short (64 characters at most): a long value is free text,
+such as the edit history SMHI sends, and the old levels it quotes are not the warning's level.
 
 When the source gives no colour, the level comes from the CAP severity × urgency × certainty table:
 
@@ -106,14 +108,37 @@ def level_from_text(text: str | None) -> Level | None:
     return None
 
 
+# Longer than this, the value of a parameter whose name is not level-like is free text (SMHI sends the
+# whole edit history of a warning as JSON): a source does not state the current level there, and the
+# old levels it quotes would mislead.
+_FREE_TEXT_CHARS = 64
+
+
+class _LevelNames(dict):  # type: ignore[type-arg]
+    """parameter name -> is it level-like; feeds use few names, so each is searched once."""
+
+    def __missing__(self, name: str) -> bool:
+        hit = _PARAM_NAME_RE.search(name) is not None
+        if len(self) < 10_000:
+            self[name] = hit
+        return hit
+
+
+_LEVEL_NAMES = _LevelNames()
+
+
 def level_from_parameters(parameters: Iterable[tuple[str, str]]) -> Level | None:
-    """A colour given in a level-like parameter (awareness_level, 预警等级, colour …)."""
+    """A colour given in a parameter: any colour a level-like parameter (awareness_level, 预警等级,
+    colour …) names, or a colour phrase in another parameter's short value."""
     best: Level | None = None
     for name, value in parameters:
-        if not value or not _may_name_level(value):
+        if not value:
+            continue
+        level_like = _LEVEL_NAMES[name or ""]
+        if (not level_like and len(value) > _FREE_TEXT_CHARS) or not _may_name_level(value):
             continue
         lvl = level_from_text(value)
-        if lvl is None and _PARAM_NAME_RE.search(name or ""):
+        if lvl is None and level_like:
             m = _EN_PARAM_RE.search(value)
             lvl = _EN.get(m.group(1).lower()) if m else None
         if lvl is not None and (best is None or lvl.rank > best.rank):

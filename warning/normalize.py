@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
+from itertools import chain
 import math
 from typing import Any
 
@@ -126,14 +127,17 @@ _LISTS = frozenset({list})
 
 
 def _jsonable(value: Any) -> Any:
+    """``value`` as JSON types. Lists that already are JSON (nearly all) are returned as they are, not
+    copied: the document is built to be serialized, and it shares them with the draft."""
     t = type(value)
     if t in _PLAIN:  # nearly every leaf: answered by one set lookup (str subclasses such as enums go on)
         return value
     if t is list:
-        if _PLAIN.issuperset(map(type, value)):  # codes, categories: checked and copied in C
-            return value.copy()
-        if _LISTS.issuperset(map(type, value)):  # lists of (name, value) pairs: no call per pair
-            return [v.copy() if _PLAIN.issuperset(map(type, v)) else _jsonable(v) for v in value]
+        if _PLAIN.issuperset(map(type, value)):  # codes, categories: checked in C
+            return value
+        # lists of (name, value) pairs: both levels checked in C, no call per pair
+        if _LISTS.issuperset(map(type, value)) and _PLAIN.issuperset(map(type, chain.from_iterable(value))):
+            return value
         return [v if type(v) in _PLAIN else _jsonable(v) for v in value]
     if t is dict:
         return {(k if type(k) is str else str(k)): (v if type(v) in _PLAIN else _jsonable(v))

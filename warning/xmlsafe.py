@@ -35,16 +35,23 @@ class _RefuseAll(etree.Resolver):
         return self.resolve_string("", context)
 
 
-def _parser() -> etree.XMLParser:
-    # One parser per thread: building one costs more than parsing a small CAP document.
-    p = getattr(_local, "parser", None)
+def _parser(keep_blanks: bool) -> etree.XMLParser:
+    # One parser per thread and kind: building one costs more than parsing a small CAP document.
+    # Whitespace-only text between elements means nothing in the formats read here (every reader
+    # strips text) and dropping it makes the tree smaller and the parse faster; a document with an
+    # XML signature keeps it, because the signed form includes that whitespace.
+    parsers = getattr(_local, "parsers", None)
+    if parsers is None:
+        parsers = _local.parsers = {}
+    p = parsers.get(keep_blanks)
     if p is None:
         p = etree.XMLParser(
             resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
             huge_tree=False, remove_comments=True, remove_pis=True, collect_ids=False,
+            remove_blank_text=not keep_blanks,
         )
         p.resolvers.add(_RefuseAll())
-        _local.parser = p
+        parsers[keep_blanks] = p
     return p
 
 
@@ -112,24 +119,35 @@ def _strip_decl(text: str) -> str:
     return text
 
 
+# What may come before a DOCTYPE: a byte order mark, white space, the XML declaration, other
+# processing instructions and comments.
+_PROLOG = re.compile(rb"(?:\xef\xbb\xbf)?(?:\s+|<\?.*?\?>|<!--.*?-->)*", re.S)
+
+
+def _has_doctype(data: bytes) -> bool:
+    m = _PROLOG.match(data)
+    return data.startswith(b"<!DOCTYPE", m.end() if m else 0)
+
+
 def parse_xml(data: bytes, max_bytes: int = MAX_BYTES) -> etree._Element:
     """The root element of ``data``; entities are never resolved and nothing is fetched."""
     if not data or data.isspace():  # the same ASCII whitespace as bytes.strip(), without copying the payload
         raise ParseError("empty", "空内容 / empty payload")
     if len(data) > max_bytes:
         raise ParseError("too_large", f"{len(data)} 字节超过上限 / bytes over the limit {max_bytes}")
-    # Only a document with a DOCTYPE can declare entities or name a DTD: the scans below are a
-    # single substring search for the (almost all) documents without one.
-    has_doctype = b"<!DOCTYPE" in data
+    # Only a document with a DOCTYPE can declare entities or name a DTD, and a DOCTYPE can only stand
+    # in the prolog (anywhere else the parser refuses the document): the check reads the prolog, not
+    # the whole payload, for the (almost all) documents without one.
+    has_doctype = _has_doctype(data)
     if has_doctype:
         _check_doctype(data)
     utf8 = _to_utf8(data)
     if utf8 is not data:  # re-encoded from another encoding: check what the parser will really see
-        has_doctype = b"<!DOCTYPE" in utf8
+        has_doctype = _has_doctype(utf8)
         if has_doctype:
             _check_doctype(utf8)
     try:
-        root = etree.fromstring(utf8, _parser())
+        root = etree.fromstring(utf8, _parser(b"Signature" in utf8))
     except etree.XMLSyntaxError as exc:
         raise ParseError("malformed_xml", str(exc)[:300]) from None
     if root is None:

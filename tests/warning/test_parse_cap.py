@@ -115,6 +115,17 @@ def test_containers_edxl_atom_index_and_signature(shared_dir: Path) -> None:
     ph = cap((shared_dir / "samples/cap/ph-pagasa_tropical-cyclone_2014.cap").read_bytes(), CTX)
     assert ph.warnings[0].status is Status.TEST
     assert "Signature" in ph.warnings[0].extra["signature"]
+    # Every signature is kept as sent, whitespace included (the signed form covers it): NAADS signs
+    # twice, the second time with a line break between the elements of SignedInfo.
+    raw = (shared_dir / "samples/cap/eccc_naads_alert_en-fr.xml").read_text("utf-8")
+    (naads,) = cap(raw.encode(), CTX).warnings
+    kept = naads.extra["signature"].split("<SignedInfo")
+    sent = raw.split("<SignedInfo")
+    assert len(kept) == len(sent) == 3
+    for k, s in zip(kept[1:], sent[1:], strict=True):
+        k_info, s_info = k.split("</SignedInfo>")[0], s.split("</SignedInfo>")[0]
+        assert k_info.count("\n") == s_info.count("\n") and "<DigestValue>" in k_info
+    assert kept[2].split("</SignedInfo>")[0].count("\n") >= 5
 
 
 def test_ack_is_skipped_and_missing_identifier_is_an_error() -> None:
@@ -147,6 +158,20 @@ def test_xxe_does_not_read_local_files(tmp_path: Path) -> None:
             cap(p.encode(), CTX)
         assert e.value.reason == "hostile_xml"
         assert "TOP-SECRET" not in str(e.value)
+
+
+def test_a_doctype_behind_comments_and_instructions_is_still_seen() -> None:
+    for prolog in ("\ufeff<?xml version='1.0'?>", "<?xml version='1.0'?>\n<!-- <!DOCTYPE x> -->\n<?pi data?>  ",
+                   "<!-- a -->" * 1000):
+        payload = (f'{prolog}<!DOCTYPE alert [<!ENTITY x "boom">]>'
+                   '<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>&x;</identifier></alert>')
+        with pytest.raises(ParseError) as e:
+            cap(payload.encode(), CTX)
+        assert e.value.reason == "hostile_xml"
+    # A DOCTYPE after the root element starts is not a declaration: the parser refuses the document.
+    with pytest.raises(ParseError) as e:
+        parse_xml(b'<a><!DOCTYPE a [<!ENTITY x "boom">]>&x;</a>')
+    assert e.value.reason == "malformed_xml"
 
 
 def test_billion_laughs_is_refused_with_flat_memory() -> None:

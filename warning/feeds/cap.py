@@ -12,7 +12,7 @@ Accepted payloads:
 Each ``<alert>`` gives one ``WarningDraft``; all ``<info>`` blocks are kept (zh-CN first, then the
 source order) and their areas merged. Chinese admin codes (6/9/12 digits) in any geocode are
 zero-padded to 12 digits. Identifiers (GB/T 35965.1 style included) and any XML signature are kept
-verbatim (``extra["signature"]``). ``Ack``/``Error`` messages, and alerts about none of the five
+verbatim (``extra["signature"]``, every ``<Signature>`` of the alert in order, whitespace included). ``Ack``/``Error`` messages, and alerts about none of the five
 hazards (an AMBER child-abduction alert, a news item), are skipped with the reason.
 
 ``ctx.config`` keys: ``default_hazard`` (the feed's default hazard, used when the event text and CAP
@@ -21,6 +21,7 @@ category name none of the five).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any
@@ -75,8 +76,9 @@ _NAMES = LOCAL_NAMES
 
 
 def _pairs(el: etree._Element) -> tuple[str, str]:
-    if len(el) == 2:  # the usual <valueName/><value/>, read without the loop
-        a, b = el
+    if len(el) == 2:  # the usual <valueName/><value/>, read by index (an iterator costs more than both reads)
+        a = el[0]
+        b = el[1]
         if _NAMES[a.tag] == "valueName" and _NAMES[b.tag] == "value":
             t, u = a.text, b.text
             return (t.strip() if t else ""), (u.strip() if u else "")
@@ -154,7 +156,8 @@ def _alert_dict(el: etree._Element) -> dict[str, Any]:
             t = c.text
             codes.append(t.strip() if t else "")
         elif n == "Signature":
-            alert["signature"] = etree.tostring(c, encoding="unicode")
+            signed = etree.tostring(c, encoding="unicode", with_tail=False)
+            alert["signature"] = f"{alert['signature']}\n{signed}" if "signature" in alert else signed
         elif n:
             t = c.text
             alert[n] = t.strip() if t else ""
@@ -272,6 +275,11 @@ def _times(values: list[Any], name: str, seen: dict[str, Any]) -> list[Any]:
     return out
 
 
+# Event names are a small vocabulary that every feed repeats ("Severe Thunderstorm Warning", "暴雨蓝色预警"):
+# the hazard they name is worked out once per name. Headlines are free text and are not cached.
+_hazard_of_events = functools.lru_cache(maxsize=4096)(hazard_from_text)
+
+
 def draft_from_alert(alert: dict[str, Any], ctx: ParserContext, source_format: str = "cap") -> WarningDraft | Skipped:
     """One CAP alert (as plain dicts, from XML or JSON) → a draft, or why it is not a hazard warning."""
     identifier = (alert.get("identifier") or "").strip()
@@ -347,7 +355,7 @@ def draft_from_alert(alert: dict[str, Any], ctx: ParserContext, source_format: s
 
     first = infos[0] if infos else {}
     event_texts = [i.get("event") for i in infos]
-    hazard = hazard_from_text(*event_texts) or hazard_from_category(categories)
+    hazard = _hazard_of_events(*event_texts) or hazard_from_category(categories)
     if hazard is None:
         hazard = hazard_from_text(*(i.get("headline") for i in infos))
     if hazard is None and ctx.config.get("default_hazard"):
