@@ -16,8 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
-from itertools import chain
 import math
+from itertools import chain
 from typing import Any
 
 from warning.draft import AreaSpec, ParseResult, Skipped, WarningDraft

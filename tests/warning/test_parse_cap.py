@@ -86,6 +86,11 @@ def test_level_table_and_words() -> None:
     assert level_from_text("Flood Watch for Red River") is None
     assert level_from_text("风力4级") is None
     assert level_from_parameters([("awareness_level", "3; orange; Severe")]) is Level.ORANGE
+    # A long free-text parameter (SMHI's edit history) quotes old levels: it is not read for one.
+    history = '{"history": [{"value": "Red warning for wind, lowered since"}, ' + '{"x": 1}, ' * 10 + "]}"
+    assert level_from_parameters([("system_history", history)]) is None
+    assert level_from_parameters([("note", "Red warning")]) is Level.RED
+    assert level_from_parameters([("预警等级", "当前为橙色预警。" + "说明" * 60)]) is Level.ORANGE
 
 
 def test_update_and_cancel_references(shared_dir: Path) -> None:
@@ -142,6 +147,37 @@ def test_invalid_polygon_is_a_parse_error() -> None:
     with pytest.raises(ParseError) as e:
         cap(bad.encode(), CTX)
     assert e.value.reason == "invalid_geometry"
+
+
+@pytest.mark.parametrize("text", [
+    "35.45,112.78 35.45,112.90 35.58,112.90",  # closed by the reader
+    "  35.45,112.78\n\t35.45,112.90 35.58,112.90 35.45,112.78  ",
+    "35.45,112.78,0 35.45,112.90,0 35.58,112.90,0",  # a third value (altitude) is ignored
+    "35.45,112.78 35.45,,112.90 35.58,112.90", "35.45,112.78 ,112.90 35.58,112.90",
+    "nan,112.78 35.45,112.90 35.58,112.90", "35.45,112.78 35.45,112.90 35.58,nan",
+    "35.45,inf 35.45,112.90 35.58,112.90", "91,112.78 35.45,112.90 35.58,112.90",
+    "35.45,181 35.45,112.90 35.58,112.90", "35.45,112.78 35.45,112.90 35.45,112.78", "x,y 1,2 3,4",
+])
+def test_polygon_fast_path_agrees_with_the_careful_reading(text: str) -> None:
+    from warning.feeds.cap import _coord, _polygon
+
+    def careful() -> list[tuple[float, float]]:
+        ring = [(lon, lat) for lat, lon in (_coord(t, "polygon") for t in text.split())]
+        if ring[0] != ring[-1]:
+            ring.append(ring[0])
+        if len(set(ring)) < 3:
+            raise ParseError("invalid_geometry", "few points")
+        return ring
+
+    try:
+        expected: object = careful()
+    except ParseError as exc:
+        expected = exc.reason
+    try:
+        got: object = _polygon(text)
+    except ParseError as exc:
+        got = exc.reason
+    assert got == expected
 
 
 def test_xxe_does_not_read_local_files(tmp_path: Path) -> None:

@@ -11,9 +11,10 @@ Accepted payloads:
 
 Each ``<alert>`` gives one ``WarningDraft``; all ``<info>`` blocks are kept (zh-CN first, then the
 source order) and their areas merged. Chinese admin codes (6/9/12 digits) in any geocode are
-zero-padded to 12 digits. Identifiers (GB/T 35965.1 style included) and any XML signature are kept
-verbatim (``extra["signature"]``, every ``<Signature>`` of the alert in order, whitespace included). ``Ack``/``Error`` messages, and alerts about none of the five
-hazards (an AMBER child-abduction alert, a news item), are skipped with the reason.
+zero-padded to 12 digits. Identifiers (GB/T 35965.1 style included) and XML signatures are kept
+verbatim (``extra["signature"]``: every ``<Signature>`` of the alert in order, whitespace included).
+``Ack``/``Error`` messages, and alerts about none of the five hazards (an AMBER child-abduction
+alert, a news item), are skipped with the reason.
 
 ``ctx.config`` keys: ``default_hazard`` (the feed's default hazard, used when the event text and CAP
 category name none of the five).
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 from typing import Any
 
 from lxml import etree
@@ -189,23 +189,25 @@ def _coord(token: str, what: str) -> tuple[float, float]:
     return lat, lon
 
 
-# Every token "lat,lon" with exactly one comma and something on both sides: then the whole ring can
-# be read with one split and one map(float); anything else takes the token-by-token path, which
-# gives the precise error.
-_SIMPLE_RING = re.compile(r"\s*(?:[^\s,]+,[^\s,]+(?:\s+|\Z))*")
-
-
 def _ring_fast(text: str) -> list[tuple[float, float]] | None:
-    if _SIMPLE_RING.fullmatch(text) is None:
+    """The ring when every token is "lat,lon" with numbers in range, else None.
+
+    One split into tokens and one into numbers: when the numbers are exactly twice the tokens, every
+    token had exactly one comma. Anything else goes the token-by-token way, which names the error.
+    """
+    tokens = text.split()
+    parts = ",".join(tokens).split(",")
+    if not tokens or len(parts) != 2 * len(tokens):
         return None
     try:
-        nums = list(map(float, text.replace(",", " ").split()))
+        nums = list(map(float, parts))
     except ValueError:
         return None
     lats, lons = nums[0::2], nums[1::2]
-    if not lats or not math.isfinite(sum(nums)):
+    # min/max can step over a NaN, which the sum does not
+    if not (-90 <= min(lats) <= max(lats) <= 90 and -180 <= min(lons) <= max(lons) <= 180):
         return None
-    if min(lats) < -90 or max(lats) > 90 or min(lons) < -180 or max(lons) > 180:
+    if not math.isfinite(sum(nums)):
         return None
     return list(zip(lons, lats, strict=True))
 
@@ -256,22 +258,28 @@ def _lang_key(info: dict[str, Any]) -> int:
     return 0 if lang.startswith("zh") else 1
 
 
-def _times(values: list[Any], name: str, seen: dict[str, Any]) -> list[Any]:
-    """The parsed times of ``values`` (None skipped), in order; errors name ``name``.
+def _time(value: Any, name: str, seen: dict[Any, Any]) -> Any:
+    """The parsed time of ``value`` (None for none); errors name ``name``.
 
     ``seen`` maps text already parsed in this alert to its datetime: sent, effective and onset are
     usually the same text, parsed once and then one object, whose ISO form the output writes once.
     """
+    if type(value) is not str:
+        return parse_time(value, field_name=name)
+    t = seen.get(value)
+    if t is None:
+        t = parse_time(value, field_name=name)
+        if t is not None:
+            seen[value] = t
+    return t
+
+
+def _times(infos: list[dict[str, Any]], name: str, seen: dict[Any, Any]) -> list[Any]:
     out = []
-    for v in values:
-        t = seen.get(v) if type(v) is str else None
-        if t is None:
-            t = parse_time(v, field_name=name)
-            if t is None:
-                continue
-            if type(v) is str:
-                seen[v] = t
-        out.append(t)
+    for info in infos:
+        t = _time(info.get(name), name, seen)
+        if t is not None:
+            out.append(t)
     return out
 
 
@@ -306,56 +314,56 @@ def draft_from_alert(alert: dict[str, Any], ctx: ParserContext, source_format: s
         infos = sorted(infos, key=_lang_key)
     texts: list[InfoText] = []
     area = AreaSpec()
+    polygons, circles, geocodes = area.polygons, area.circles, area.geocodes
     area_descs: list[str] = []
     seen_geocodes: set[tuple[str, str]] = set()
     parameters: dict[str, list[str]] = {}
     categories: list[str] = []
-    levels = []
+    colour_levels = []
+    table_levels = []
     for info in infos:
+        get = info.get
+        event, headline = get("event") or None, get("headline") or None
         texts.append(InfoText(
-            language=info.get("language") or "en-US", event=info.get("event") or None,
-            headline=info.get("headline") or None, description=info.get("description") or None,
-            instruction=info.get("instruction") or None, sender_name=info.get("senderName") or None,
-            web=info.get("web") or None,
+            language=get("language") or "en-US", event=event, headline=headline,
+            description=get("description") or None, instruction=get("instruction") or None,
+            sender_name=get("senderName") or None, web=get("web") or None,
         ))
-        categories.extend(info.get("category") or ())
-        params = info.get("parameter") or ()
+        categories += get("category") or ()
+        params = get("parameter") or ()
         for n, v in params:
             seen = parameters.get(n)
             if seen is None:
                 parameters[n] = [v]
             elif v not in seen:
                 seen.append(v)
-        lvl, _how = level_of([info.get("event"), info.get("headline")], params, info.get("severity"),
-                             info.get("urgency"), info.get("certainty"))
-        levels.append((lvl, _how))
-        for a in info.get("area") or []:
+        lvl, how = level_of((event, headline), params, get("severity"), get("urgency"), get("certainty"))
+        (colour_levels if how == "colour" else table_levels).append(lvl)
+        for a in get("area") or ():
             desc = a.get("areaDesc")
             if desc and desc not in area_descs:
                 area_descs.append(desc)
-            for p in a.get("polygon") or []:
+            for p in a.get("polygon") or ():
                 if not p.strip():
                     continue  # an empty <polygon/> (NWS indexes send them) says nothing
                 ring = _polygon(p)
-                if ring not in area.polygons:
-                    area.polygons.append(ring)
-            for c in a.get("circle") or []:
+                if ring not in polygons:
+                    polygons.append(ring)
+            for c in a.get("circle") or ():
                 if not c.strip():
                     continue
                 circ = _circle(c)
-                if circ not in area.circles:
-                    area.circles.append(circ)
-            for name, value in a.get("geocode") or []:
-                cn = china_admin_code(value)
-                code = (name, cn or value)
+                if circ not in circles:
+                    circles.append(circ)
+            for name, value in a.get("geocode") or ():
+                code = (name, china_admin_code(value) or value)
                 if value and code not in seen_geocodes:  # a set: NWS areas list dozens of codes
                     seen_geocodes.add(code)
-                    area.geocodes.append(code)
+                    geocodes.append(code)
     area.description = "; ".join(area_descs) or None
 
     first = infos[0] if infos else {}
-    event_texts = [i.get("event") for i in infos]
-    hazard = _hazard_of_events(*event_texts) or hazard_from_category(categories)
+    hazard = _hazard_of_events(*(i.get("event") for i in infos)) or hazard_from_category(categories)
     if hazard is None:
         hazard = hazard_from_text(*(i.get("headline") for i in infos))
     if hazard is None and ctx.config.get("default_hazard"):
@@ -367,35 +375,40 @@ def draft_from_alert(alert: dict[str, Any], ctx: ParserContext, source_format: s
                    f"not a hazard warning: event {what!r} (category {', '.join(categories) or 'none'})",
             identifier=identifier,
         )
-    coloured = [lv for lv, how in levels if how == "colour"]
-    level = max_level(coloured) or max_level(lv for lv, _ in levels)
-    if level is None:  # an alert without <info>: the table's floor for an unknown severity
-        level = level_of([], [], None, None, None)[0]
+    if colour_levels:  # a colour the source gave beats any table level
+        level = colour_levels[0] if len(colour_levels) == 1 else max_level(colour_levels)
+    elif table_levels:
+        level = table_levels[0] if len(table_levels) == 1 else max_level(table_levels)
+    else:  # an alert without <info>: the table's floor for an unknown severity
+        level = level_of((), (), None, None, None)[0]
 
     extra: dict[str, Any] = {}
-    for key in ("scope", "source", "note", "restriction", "addresses", "incidents"):
-        if alert.get(key):
-            extra[key] = alert[key]
+    for key in ("scope", "source", "note", "restriction", "addresses", "incidents", "signature"):
+        value = alert.get(key)
+        if value:
+            extra[key] = value
     if alert.get("code"):
         extra["code"] = list(alert["code"])
-    if alert.get("signature"):
-        extra["signature"] = alert["signature"]
     if categories:
         extra["categories"] = list(dict.fromkeys(categories))
-    event_codes = [list(p) for i in infos for p in i.get("eventCode") or []]
+    event_codes = [list(p) for i in infos for p in i.get("eventCode") or ()]
     if event_codes:
         extra["event_codes"] = event_codes
-    extra["level_source"] = "colour" if coloured else "table"
+    extra["level_source"] = "colour" if colour_levels else "table"
 
-    effective = _times([i.get("effective") for i in infos], "effective", seen_times)
-    onset = _times([i.get("onset") for i in infos], "onset", seen_times)
-    expires = _times([i.get("expires") for i in infos], "expires", seen_times)
+    if len(infos) == 1:
+        effective = _time(first.get("effective"), "effective", seen_times)
+        onset = _time(first.get("onset"), "onset", seen_times)
+        expires = _time(first.get("expires"), "expires", seen_times)
+    else:
+        effective = min(_times(infos, "effective", seen_times), default=None)
+        onset = min(_times(infos, "onset", seen_times), default=None)
+        expires = max(_times(infos, "expires", seen_times), default=None)
+    references = alert.get("references")
     return WarningDraft(
         identifier=identifier, sender=sender, sent=sent, msg_type=msg_type, status=status, hazard=hazard,
-        event=first.get("event") or None, level=level,
-        effective=min(effective) if effective else None, onset=min(onset) if onset else None,
-        expires=max(expires) if expires else None,
-        references=_references(alert.get("references")), infos=texts, area=area,
+        event=first.get("event") or None, level=level, effective=effective, onset=onset, expires=expires,
+        references=_references(references) if references else [], infos=texts, area=area,
         severity=first.get("severity") or None, urgency=first.get("urgency") or None,
         certainty=first.get("certainty") or None, parameters=parameters, source_format=source_format, extra=extra,
     )
