@@ -66,35 +66,28 @@ def _check_doctype(text: bytes | str) -> None:
         raise ParseError("hostile_xml", "外部 DTD 被拒绝 / DOCTYPE with an external subset refused")
 
 
-def _to_utf8(data: bytes) -> bytes:
-    """Bytes lxml can read as UTF-8 (the fast path), or a ParseError naming the encoding problem."""
+def _to_utf8(data: bytes) -> tuple[bytes, str | None]:
+    """Bytes lxml can read as UTF-8, and how they were declared when they are not checked yet.
+
+    Bytes meant as UTF-8 (declared so, or not declared) go to the parser as they are: it refuses
+    invalid UTF-8 itself, and only then does ``_check_utf8`` read them to name the problem, instead
+    of every payload being decoded once more up front. Any other encoding is decoded here (a
+    ParseError names a wrong or unknown one) and handed on as UTF-8 (second value None).
+    """
     if data.startswith(codecs.BOM_UTF8):
-        data = data[3:]
-        declared = "utf-8"
-    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data[3:], "utf-8"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
             text = data.decode("utf-16")
         except UnicodeDecodeError as exc:
             raise ParseError("wrong_encoding", f"UTF-16: {exc}") from None
-        return _strip_decl(text).encode("utf-8")
-    else:
-        m = _DECL.match(data, 0, 512)  # as on data[:512], without copying it
-        declared = m.group(1).decode("ascii").lower() if m else None
-    if declared is None or declared in _UTF8_NAMES:
-        if data.isascii():  # ASCII is valid UTF-8: one C scan instead of building the whole str
-            return data
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            if declared is None:
-                raise ParseError(
-                    "undeclared_encoding",
-                    f"未声明编码且不是 UTF-8 / no encoding declared and the bytes are not UTF-8 ({exc})",
-                ) from None
-            raise ParseError(
-                "wrong_encoding", f"声明为 UTF-8 但字节不是 UTF-8 / declared UTF-8 but bytes are not ({exc})"
-            ) from None
-        return data
+        return _strip_decl(text).encode("utf-8"), None
+    m = _DECL.match(data, 0, 512)  # as on data[:512], without copying it
+    declared = m.group(1).decode("ascii").lower() if m else None
+    if declared is None:
+        return data, ""
+    if declared in _UTF8_NAMES:
+        return data, declared
     if declared in ("us-ascii", "ascii"):
         declared = "ascii"
     try:
@@ -107,7 +100,22 @@ def _to_utf8(data: bytes) -> bytes:
         raise ParseError(
             "wrong_encoding", f"字节与声明的编码 {declared} 不符 / bytes do not match declared {declared} ({exc})"
         ) from None
-    return _strip_decl(text).encode("utf-8")
+    return _strip_decl(text).encode("utf-8"), None
+
+
+def _check_utf8(data: bytes, declared: str) -> None:
+    """Raise the encoding error of bytes the parser refused, when their encoding is the problem."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if not declared:
+            raise ParseError(
+                "undeclared_encoding",
+                f"未声明编码且不是 UTF-8 / no encoding declared and the bytes are not UTF-8 ({exc})",
+            ) from None
+        raise ParseError(
+            "wrong_encoding", f"声明为 UTF-8 但字节不是 UTF-8 / declared UTF-8 but bytes are not ({exc})"
+        ) from None
 
 
 def _strip_decl(text: str) -> str:
@@ -119,14 +127,30 @@ def _strip_decl(text: str) -> str:
     return text
 
 
-# What may come before a DOCTYPE: a byte order mark, white space, the XML declaration, other
-# processing instructions and comments.
-_PROLOG = re.compile(rb"(?:\xef\xbb\xbf)?(?:\s+|<\?.*?\?>|<!--.*?-->)*", re.S)
-
-
 def _has_doctype(data: bytes) -> bool:
-    m = _PROLOG.match(data)
-    return data.startswith(b"<!DOCTYPE", m.end() if m else 0)
+    """Whether a DOCTYPE stands in the prolog: after a byte order mark, white space, the XML
+    declaration, processing instructions and comments, before the first element.
+
+    Anything else before the first element makes the parser refuse the document, so skipping it
+    (rather than stopping there) can only find a DOCTYPE the parser would never read.
+    """
+    i = 0
+    while True:
+        j = data.find(b"<", i)
+        if j < 0:
+            return False
+        if data.startswith(b"<?", j):
+            end = data.find(b"?>", j + 2)
+            if end < 0:
+                return False
+            i = end + 2
+        elif data.startswith(b"<!--", j):
+            end = data.find(b"-->", j + 4)
+            if end < 0:
+                return False
+            i = end + 3
+        else:
+            return data.startswith(b"<!DOCTYPE", j)
 
 
 def parse_xml(data: bytes, max_bytes: int = MAX_BYTES) -> etree._Element:
@@ -141,7 +165,7 @@ def parse_xml(data: bytes, max_bytes: int = MAX_BYTES) -> etree._Element:
     has_doctype = _has_doctype(data)
     if has_doctype:
         _check_doctype(data)
-    utf8 = _to_utf8(data)
+    utf8, unchecked = _to_utf8(data)
     if utf8 is not data:  # re-encoded from another encoding: check what the parser will really see
         has_doctype = _has_doctype(utf8)
         if has_doctype:
@@ -149,6 +173,8 @@ def parse_xml(data: bytes, max_bytes: int = MAX_BYTES) -> etree._Element:
     try:
         root = etree.fromstring(utf8, _parser(b"Signature" in utf8))
     except etree.XMLSyntaxError as exc:
+        if unchecked is not None:
+            _check_utf8(utf8, unchecked)
         raise ParseError("malformed_xml", str(exc)[:300]) from None
     if root is None:
         raise ParseError("empty", "没有根元素 / no root element")
