@@ -37,9 +37,6 @@ class _RefuseAll(etree.Resolver):
 
 def _parser(keep_blanks: bool) -> etree.XMLParser:
     # One parser per thread and kind: building one costs more than parsing a small CAP document.
-    # Whitespace-only text between elements means nothing in the formats read here (every reader
-    # strips text) and dropping it makes the tree smaller and the parse faster; a document with an
-    # XML signature keeps it, because the signed form includes that whitespace.
     parsers = getattr(_local, "parsers", None)
     if parsers is None:
         parsers = _local.parsers = {}
@@ -153,8 +150,18 @@ def _has_doctype(data: bytes) -> bool:
             return data.startswith(b"<!DOCTYPE", j)
 
 
-def parse_xml(data: bytes, max_bytes: int = MAX_BYTES) -> etree._Element:
-    """The root element of ``data``; entities are never resolved and nothing is fetched."""
+def utf8_of(data: bytes) -> bytes:
+    """The bytes ``parse_xml`` hands the parser: UTF-8 without a byte order mark (call it after a
+    successful ``parse_xml``, which has already refused what cannot be read)."""
+    return _to_utf8(data)[0]
+
+
+def parse_xml(data: bytes, max_bytes: int = MAX_BYTES, *, keep_blanks: bool = False) -> etree._Element:
+    """The root element of ``data``; entities are never resolved and nothing is fetched.
+
+    Whitespace-only text between elements is dropped unless ``keep_blanks``: it means nothing in
+    the formats read here, and a tree without it is faster to build and to walk.
+    """
     if not data or data.isspace():  # the same ASCII whitespace as bytes.strip(), without copying the payload
         raise ParseError("empty", "空内容 / empty payload")
     if len(data) > max_bytes:
@@ -171,7 +178,7 @@ def parse_xml(data: bytes, max_bytes: int = MAX_BYTES) -> etree._Element:
         if has_doctype:
             _check_doctype(utf8)
     try:
-        root = etree.fromstring(utf8, _parser(b"Signature" in utf8))
+        root = etree.fromstring(utf8, _parser(keep_blanks))
     except etree.XMLSyntaxError as exc:
         if unchecked is not None:
             _check_utf8(utf8, unchecked)

@@ -120,17 +120,42 @@ def test_containers_edxl_atom_index_and_signature(shared_dir: Path) -> None:
     ph = cap((shared_dir / "samples/cap/ph-pagasa_tropical-cyclone_2014.cap").read_bytes(), CTX)
     assert ph.warnings[0].status is Status.TEST
     assert "Signature" in ph.warnings[0].extra["signature"]
-    # Every signature is kept as sent, whitespace included (the signed form covers it): NAADS signs
-    # twice, the second time with a line break between the elements of SignedInfo.
+    # Every signature is kept as sent, byte for byte (the signed form covers the whitespace too):
+    # NAADS signs twice, the second time with line breaks between the elements of SignedInfo.
     raw = (shared_dir / "samples/cap/eccc_naads_alert_en-fr.xml").read_text("utf-8")
     (naads,) = cap(raw.encode(), CTX).warnings
-    kept = naads.extra["signature"].split("<SignedInfo")
-    sent = raw.split("<SignedInfo")
-    assert len(kept) == len(sent) == 3
-    for k, s in zip(kept[1:], sent[1:], strict=True):
-        k_info, s_info = k.split("</SignedInfo>")[0], s.split("</SignedInfo>")[0]
-        assert k_info.count("\n") == s_info.count("\n") and "<DigestValue>" in k_info
-    assert kept[2].split("</SignedInfo>")[0].count("\n") >= 5
+    first, second = naads.extra["signature"].split("\n<Signature", 1)
+    second = "<Signature" + second
+    assert first.startswith('<Signature Id="NAADS Signature"') and first in raw
+    assert second.startswith('<Signature xmlns="http://www.w3.org/2000/09/xmldsig#" Id="Environment Canada">')
+    assert second in raw and second.endswith("</Signature>") and second.count("\n") >= 5
+
+
+def test_signature_text_when_the_payload_holds_more_than_the_alerts_signatures() -> None:
+    sig = ('<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#">\n  <ds:SignedInfo>\n    <ds:Reference/>\n'
+           '  </ds:SignedInfo>\n  <ds:SignatureValue>c2lnbmVk</ds:SignatureValue>\n</ds:Signature>')
+    quoted = "<!-- an example: <Signature><SignatureValue>eA==</SignatureValue></Signature> -->"
+    doc = zh_cap().replace("</alert>", f"{quoted}{sig}</alert>")
+    (w,) = cap(doc.encode(), CTX).warnings
+    # Read again with its whitespace and written out from the tree: the same element, prefix and all.
+    kept = w.extra["signature"]
+    assert kept.startswith("<ds:Signature") and "c2lnbmVk" in kept and "eA==" not in kept
+    assert "\n    <ds:Reference/>\n" in kept
+    (plain,) = cap(zh_cap().replace("</alert>", f"{sig}</alert>").encode(), CTX).warnings
+    assert plain.extra["signature"] == sig
+
+
+def test_raw_signatures_are_found_whole() -> None:
+    from warning.feeds.cap import _raw_signatures
+
+    doc = (b"<a><description>Signature of the duty officer</description><Signature/>"
+           b'<ds:Signature xmlns:ds="x">\n<ds:SignatureValue>v</ds:SignatureValue>\n</ds:Signature >'
+           b"<Signature Id='2'><SignatureValue/></Signature><b:Signature></a>")
+    assert _raw_signatures(doc) == [
+        b"<Signature/>",
+        b'<ds:Signature xmlns:ds="x">\n<ds:SignatureValue>v</ds:SignatureValue>\n</ds:Signature >',
+        b"<Signature Id='2'><SignatureValue/></Signature>",
+    ]  # the unclosed <b:Signature> is not a whole element
 
 
 def test_ack_is_skipped_and_missing_identifier_is_an_error() -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from typing import Any
 
 from lxml import etree
@@ -50,7 +51,7 @@ from warning.feeds.common import (
     parse_time,
 )
 from warning.levels import level_of, max_level
-from warning.xmlsafe import LOCAL_NAMES, local, parse_xml
+from warning.xmlsafe import LOCAL_NAMES, local, parse_xml, utf8_of
 
 CAP_NAMESPACES = (
     "urn:oasis:names:tc:emergency:cap:1.2",
@@ -155,9 +156,8 @@ def _alert_dict(el: etree._Element) -> dict[str, Any]:
         elif n == "code":
             t = c.text
             codes.append(t.strip() if t else "")
-        elif n == "Signature":
-            signed = etree.tostring(c, encoding="unicode", with_tail=False)
-            alert["signature"] = f"{alert['signature']}\n{signed}" if "signature" in alert else signed
+        elif n == "Signature":  # the elements for now: ``_keep_signatures`` puts in the text as sent
+            alert.setdefault("signature", []).append(c)
         elif n:
             t = c.text
             alert[n] = t.strip() if t else ""
@@ -425,15 +425,15 @@ def _add(result: ParseResult, alert: dict[str, Any], ctx: ParserContext) -> None
 # ---------------------------------------------------------------- containers
 
 
-def _parse_feed(root: etree._Element, ctx: ParserContext, result: ParseResult) -> None:
-    """Atom or RSS: collect CAP links, read complete embedded alerts."""
+def _parse_feed(root: etree._Element, result: ParseResult) -> list[dict[str, Any]]:
+    """Atom or RSS: collect CAP links, and return the complete alerts embedded in entries."""
     items = list(root.iter("{*}entry", "{*}item"))
+    alerts: list[dict[str, Any]] = []
     for item in items:
         embedded = list(item.iter(*_ALERT_TAGS))
         complete = [el for el in embedded if _text_of(el, "identifier") not in _PLACEHOLDERS
                     and _text_of(el, "sender") not in _PLACEHOLDERS]
-        for el in complete:
-            _add(result, _alert_dict(el), ctx)
+        alerts += map(_alert_dict, complete)
         if complete:
             continue
         link = _cap_link(item)
@@ -445,6 +445,7 @@ def _parse_feed(root: etree._Element, ctx: ParserContext, result: ParseResult) -
         result.skipped.append(Skipped(reason=f"CAP 索引：{len(result.links)} 条链接待获取，索引本身不是预警 / "
                                              f"a CAP index: {len(result.links)} linked messages to fetch; "
                                              "the index itself is not a warning"))
+    return alerts
 
 
 def _text_of(el: etree._Element, name: str) -> str:
@@ -518,6 +519,80 @@ def _json_alert(a: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_PREFIX = re.compile(rb"[A-Za-z_][\w.-]*")
+_TAG_END = frozenset(b" \t\r\n/>")
+
+
+def _raw_signatures(data: bytes) -> list[bytes]:
+    """Every whole <Signature> element (any prefix, or none) as it stands in ``data``, in order.
+
+    Found with ``find`` rather than a regular expression, which tries every "<" of the document and
+    is slow on large ones: "SignatureValue" and the like are passed over, a self-closed element
+    ends at its "/>", an open one at its own end tag.
+    """
+    out: list[bytes] = []
+    i = 0
+    while (j := data.find(b"Signature", i)) >= 0:
+        i = j + 9
+        if i >= len(data) or data[i] not in _TAG_END:
+            continue
+        start = data.rfind(b"<", 0, j)
+        qname = data[start + 1 : i]
+        if start < 0 or not (qname == b"Signature" or (
+                qname.endswith(b":Signature") and _PREFIX.fullmatch(qname, 0, len(qname) - 10))):
+            continue
+        head_end = data.find(b">", i)
+        if head_end < 0:
+            break
+        if data[head_end - 1] == 47:  # "/>": no content
+            out.append(data[start : head_end + 1])
+            i = head_end + 1
+            continue
+        close_tag, close = b"</" + qname, head_end
+        while (close := data.find(close_tag, close)) >= 0:  # not </SignatureValue>
+            close += len(close_tag)
+            if close < len(data) and data[close] in _TAG_END:
+                break
+        end = data.find(b">", close) if close >= 0 else -1
+        if end < 0:
+            break
+        out.append(data[start : end + 1])
+        i = end + 1
+    return out
+
+
+def _keep_signatures(payload: bytes, alerts: list[dict[str, Any]]) -> None:
+    """Each alert's ``signature``: its <Signature> elements as sent, in order, whitespace and all.
+
+    The signed form covers every byte of SignedInfo, and the tree was read without the whitespace
+    between elements, so the text comes from the payload itself. Should the elements found there
+    not be exactly the alerts' own (a signature on the envelope, one quoted in a comment), the
+    document is read again with its whitespace and the elements are written out from that tree.
+    """
+    signed = [a for a in alerts if "signature" in a]
+    if not signed:
+        return
+    elements = [el for a in signed for el in a["signature"]]
+    texts = [raw.decode("utf-8") for raw in _raw_signatures(utf8_of(payload))]
+    if len(texts) != len(elements) or not all(
+        _text_of_dsig(el, "SignatureValue") in t for el, t in zip(elements, texts, strict=True)
+    ):
+        root = parse_xml(payload, keep_blanks=True)
+        texts = [etree.tostring(c, encoding="unicode", with_tail=False)
+                 for el in ([root] if _is_cap_alert(root) else root.iter(*_ALERT_TAGS))
+                 for c in el if _NAMES[c.tag] == "Signature"]
+    it = iter(texts)
+    for a in signed:
+        a["signature"] = "\n".join(next(it, "") for _ in a["signature"])
+
+
+def _text_of_dsig(el: etree._Element, name: str) -> str:
+    for c in el.iter():
+        if _NAMES[c.tag] == name:
+            return _text(c)
+    return ""
+
+
 def parse(payload: bytes, ctx: ParserContext) -> ParseResult:
     head = payload[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith((b"{", b"[")):
@@ -526,20 +601,17 @@ def parse(payload: bytes, ctx: ParserContext) -> ParseResult:
     result = ParseResult()
     name = local(root.tag)
     if _is_cap_alert(root):
-        _add(result, _alert_dict(root), ctx)
-    elif name == "EDXLDistribution":
-        alerts = list(root.iter(*_ALERT_TAGS))
-        if not alerts:
-            result.skipped.append(Skipped(reason="EDXL-DE 信封中没有 CAP / EDXL-DE envelope holds no CAP alert"))
-        for el in alerts:
-            _add(result, _alert_dict(el), ctx)
+        alerts = [_alert_dict(root)]
     elif name in ("feed", "rss", "RDF"):
-        _parse_feed(root, ctx, result)
+        alerts = _parse_feed(root, result)
     else:
-        # Some publishers wrap several alerts in their own root (SMHI: <alerts>).
-        alerts = list(root.iter(*_ALERT_TAGS))
-        if not alerts:
+        # EDXL-DE, or a publisher's own wrapper around several alerts (SMHI: <alerts>).
+        alerts = [_alert_dict(el) for el in root.iter(*_ALERT_TAGS)]
+        if not alerts and name == "EDXLDistribution":
+            result.skipped.append(Skipped(reason="EDXL-DE 信封中没有 CAP / EDXL-DE envelope holds no CAP alert"))
+        elif not alerts:
             raise ParseError("unknown_format", f"不是 CAP 文档 / not a CAP document: root <{name}>")
-        for el in alerts:
-            _add(result, _alert_dict(el), ctx)
+    _keep_signatures(payload, alerts)
+    for alert in alerts:
+        _add(result, alert, ctx)
     return result
