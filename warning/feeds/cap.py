@@ -317,6 +317,7 @@ def draft_from_alert(alert: dict[str, Any], ctx: ParserContext, source_format: s
     polygons, circles, geocodes = area.polygons, area.circles, area.geocodes
     area_descs: list[str] = []
     seen_geocodes: set[tuple[str, str]] = set()
+    seen_shapes: set[str] = set()
     parameters: dict[str, list[str]] = {}
     categories: list[str] = []
     colour_levels = []
@@ -344,14 +345,18 @@ def draft_from_alert(alert: dict[str, Any], ctx: ParserContext, source_format: s
             if desc and desc not in area_descs:
                 area_descs.append(desc)
             for p in a.get("polygon") or ():
-                if not p.strip():
-                    continue  # an empty <polygon/> (NWS indexes send them) says nothing
+                # Each language's <info> usually repeats the same areas: a text already read is skipped.
+                # An empty <polygon/> (NWS indexes send them) says nothing.
+                if p in seen_shapes or not p.strip():
+                    continue
+                seen_shapes.add(p)
                 ring = _polygon(p)
                 if ring not in polygons:
                     polygons.append(ring)
             for c in a.get("circle") or ():
-                if not c.strip():
+                if c in seen_shapes or not c.strip():
                     continue
+                seen_shapes.add(c)
                 circ = _circle(c)
                 if circ not in circles:
                     circles.append(circ)
