@@ -76,13 +76,14 @@ def _text(el: etree._Element) -> str:
 _NAMES = LOCAL_NAMES
 
 
-def _pairs(el: etree._Element) -> tuple[str, str]:
+def _pairs(el: etree._Element) -> list[str]:
+    """[valueName, value]: a list, as the JSON output writes event codes, so they need no copy."""
     if len(el) == 2:  # the usual <valueName/><value/>, read by index (an iterator costs more than both reads)
         a = el[0]
         b = el[1]
         if _NAMES[a.tag] == "valueName" and _NAMES[b.tag] == "value":
             t, u = a.text, b.text
-            return (t.strip() if t else ""), (u.strip() if u else "")
+            return [t.strip() if t else "", u.strip() if u else ""]
     name = value = ""
     for c in el:
         n = _NAMES[c.tag]
@@ -92,13 +93,13 @@ def _pairs(el: etree._Element) -> tuple[str, str]:
         elif n == "value":
             t = c.text
             value = t.strip() if t else ""
-    return name, value
+    return [name, value]
 
 
 def _area_dict(el: etree._Element) -> dict[str, Any]:
     polygons: list[str] = []
     circles: list[str] = []
-    geocodes: list[tuple[str, str]] = []
+    geocodes: list[list[str]] = []
     area: dict[str, Any] = {"areaDesc": None, "polygon": polygons, "circle": circles, "geocode": geocodes}
     for c in el:
         n = _NAMES[c.tag]
@@ -124,8 +125,8 @@ _INFO_SCALARS = frozenset({
 
 def _info_dict(el: etree._Element) -> dict[str, Any]:
     categories: list[str] = []
-    event_codes: list[tuple[str, str]] = []
-    parameters: list[tuple[str, str]] = []
+    event_codes: list[list[str]] = []
+    parameters: list[list[str]] = []
     areas: list[dict[str, Any]] = []
     info: dict[str, Any] = {"category": categories, "eventCode": event_codes, "parameter": parameters, "area": areas}
     for c in el:
@@ -396,7 +397,7 @@ def draft_from_alert(alert: dict[str, Any], ctx: ParserContext, source_format: s
         extra["code"] = list(alert["code"])
     if categories:
         extra["categories"] = list(dict.fromkeys(categories))
-    event_codes = [list(p) for i in infos for p in i.get("eventCode") or ()]
+    event_codes = first.get("eventCode") if len(infos) == 1 else [p for i in infos for p in i.get("eventCode") or ()]
     if event_codes:
         extra["event_codes"] = event_codes
     extra["level_source"] = "colour" if colour_levels else "table"
@@ -496,8 +497,8 @@ def _parse_json(payload: bytes, ctx: ParserContext) -> ParseResult:
     return result
 
 
-def _pairs_json(items: Any) -> list[tuple[str, str]]:
-    return [(str(p.get("valueName", "")), str(p.get("value", ""))) for p in items or [] if isinstance(p, dict)]
+def _pairs_json(items: Any) -> list[list[str]]:
+    return [[str(p.get("valueName", "")), str(p.get("value", ""))] for p in items or [] if isinstance(p, dict)]
 
 
 def _listify(v: Any) -> list[Any]:
