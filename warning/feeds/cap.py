@@ -463,7 +463,7 @@ def _text_of(el: etree._Element, name: str) -> str:
 
 def _cap_link(item: etree._Element) -> str | None:
     fallback = None
-    for c in item:
+    for c in item.iterchildren("{*}link", "{*}id"):  # lxml's own tag test: no proxy for the other children
         n = _NAMES[c.tag]
         if n == "link":
             href = (c.get("href") or _text(c)).strip()
