@@ -155,6 +155,18 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _extra_json(extra: dict[str, Any]) -> dict[str, Any]:
+    """``_jsonable`` for the extra facts, with their usual values (text, lists of text) answered inline."""
+    out: dict[str, Any] = {}
+    for k, v in extra.items():
+        t = type(v)
+        if t is str or (t is list and _PLAIN.issuperset(map(type, v))):
+            out[k if type(k) is str else str(k)] = v
+        else:
+            out[k if type(k) is str else str(k)] = _jsonable(v)
+    return out
+
+
 def affected_json(match: Any) -> dict[str, Any]:
     if match is None:
         return {"villages": [], "townships": [], "sites": [], "unknown_geocodes": []}
@@ -170,24 +182,27 @@ def draft_to_json(draft: WarningDraft, match: Any | None) -> dict[str, Any]:
     """The fixed output shape (module docstring); ``match`` is a geo MatchResult or None."""
     # Adapters hand out one datetime object for equal times (sent = effective = onset, usually): its
     # ISO text is written once.
-    sent, effective, onset = draft.sent, draft.effective, draft.onset
-    sent_iso = iso(sent)
+    sent, effective, onset, expires = draft.sent, draft.effective, draft.onset, draft.expires
+    sent_iso = sent.isoformat()
     effective_iso = sent_iso if effective is sent else iso(effective)
     onset_iso = sent_iso if onset is sent else effective_iso if onset is effective else iso(onset)
+    infos = draft.infos
+    level = draft.level
+    # Enum members' ``_value_`` is the plain value, read without the ``value`` property's call.
     return {
         "identifier": draft.identifier,
         "sender": draft.sender,
-        "msg_type": draft.msg_type.value,
-        "status": draft.status.value,
-        "hazard": draft.hazard.value,
+        "msg_type": draft.msg_type._value_,
+        "status": draft.status._value_,
+        "hazard": draft.hazard._value_,
         "event": draft.event,
-        "level": draft.level.value if draft.level is not None else None,
+        "level": level._value_ if level is not None else None,
         "sent": sent_iso,
         "effective": effective_iso,
         "onset": onset_iso,
-        "expires": iso(draft.expires),
+        "expires": expires.isoformat() if expires is not None else None,
         "references": [{"sender": r.sender, "identifier": r.identifier, "sent": iso(r.sent)} for r in draft.references],
-        "languages": list(dict.fromkeys(i.language for i in draft.infos)),
+        "languages": [infos[0].language] if len(infos) == 1 else list(dict.fromkeys(i.language for i in infos)),
         "headline": draft.headline,
         "area": area_geojson(draft.area),
         "geocodes": [{"name": n, "value": v} for n, v in draft.area.geocodes],
@@ -196,14 +211,14 @@ def draft_to_json(draft: WarningDraft, match: Any | None) -> dict[str, Any]:
         "infos": [
             {"language": i.language, "event": i.event, "headline": i.headline, "description": i.description,
              "instruction": i.instruction, "sender_name": i.sender_name, "web": i.web}
-            for i in draft.infos
+            for i in infos
         ],
         "severity": draft.severity,
         "urgency": draft.urgency,
         "certainty": draft.certainty,
         "parameters": draft.parameters,
         "source_format": draft.source_format,
-        "extra": _jsonable(draft.extra),
+        "extra": _extra_json(draft.extra),
     }
 
 
