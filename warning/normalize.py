@@ -65,7 +65,7 @@ def circle_ring(lat: float, lon: float, radius_km: float, sides: int = CIRCLE_SI
 
 def area_geojson(area: AreaSpec) -> dict[str, Any] | None:
     """One GeoJSON geometry for all the shapes of an area (null when it has none, e.g. geocodes only)."""
-    polys: list[list[list[list[float]]]] = [[[[lon, lat] for lon, lat in ring]] for ring in area.polygons]
+    polys: list[list[list[list[float]]]] = [[list(map(list, ring))] for ring in area.polygons]
     points: list[list[float]] = []
     for lat, lon, r in [*area.circles, *area.points]:
         if r > 0:

@@ -219,9 +219,21 @@ def _polygon(text: str) -> list[tuple[float, float]]:
         ring = [(lon, lat) for lat, lon in (_coord(t, "polygon") for t in text.split())]
     if ring and ring[0] != ring[-1]:
         ring.append(ring[0])
-    if len(set(ring)) < 3:
+    if not _three_distinct(ring):
         raise ParseError("invalid_geometry", f"多边形点数不足 / polygon needs 3 distinct points: {text!r:.60}")
     return ring
+
+
+def _three_distinct(ring: list[tuple[float, float]]) -> bool:
+    # Usually answered by the first three points, where a set of the whole ring hashes every point.
+    first, second = ring[0] if ring else None, None
+    for p in ring:
+        if p != first:
+            if second is None:
+                second = p
+            elif p != second:
+                return True
+    return False
 
 
 def _circle(text: str) -> tuple[float, float, float]:
