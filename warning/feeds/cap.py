@@ -50,7 +50,7 @@ from warning.feeds.common import (
     load_json,
     parse_time,
 )
-from warning.levels import level_of, max_level
+from warning.levels import level_from_text, level_of, max_level
 from warning.xmlsafe import LOCAL_NAMES, local, parse_xml, utf8_of
 
 CAP_NAMESPACES = (
@@ -297,8 +297,9 @@ def _times(infos: list[dict[str, Any]], name: str, seen: dict[Any, Any]) -> list
 
 
 # Event names are a small vocabulary that every feed repeats ("Severe Thunderstorm Warning", "暴雨蓝色预警"):
-# the hazard they name is worked out once per name. Headlines are free text and are not cached.
+# the hazard and the colour they name are worked out once per name. Headlines are free text: not cached.
 _hazard_of_events = functools.lru_cache(maxsize=4096)(hazard_from_text)
+_level_of_event = functools.lru_cache(maxsize=4096)(level_from_text)
 
 
 def draft_from_alert(alert: dict[str, Any], ctx: ParserContext, source_format: str = "cap") -> WarningDraft | Skipped:
@@ -351,7 +352,11 @@ def draft_from_alert(alert: dict[str, Any], ctx: ParserContext, source_format: s
                 parameters[n] = [v]
             elif v not in seen:
                 seen.append(v)
-        lvl, how = level_of((event, headline), params, get("severity"), get("urgency"), get("certainty"))
+        lvl = _level_of_event(event) if event else None
+        if lvl is None:
+            lvl, how = level_of((headline,), params, get("severity"), get("urgency"), get("certainty"))
+        else:
+            how = "colour"
         (colour_levels if how == "colour" else table_levels).append(lvl)
         for a in get("area") or ():
             desc = a.get("areaDesc")
