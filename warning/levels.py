@@ -131,20 +131,17 @@ def level_from_parameters(parameters: Iterable[tuple[str, str]]) -> Level | None
     """A colour given in a parameter: any colour a level-like parameter (awareness_level, 预警等级,
     colour …) names, or a colour phrase in another parameter's short value."""
     names = _LEVEL_NAMES
-    values = [v for n, v in parameters if v and (len(v) <= _FREE_TEXT_CHARS or names[n or ""])]
+    candidates = [(n, v) for n, v in parameters if v and (len(v) <= _FREE_TEXT_CHARS or names[n or ""])]
     # One test over all the values first: almost no parameter names a level, and a value that names
     # one makes the joined text name one too.
-    if not values or not _may_name_level("\n".join(values)):
+    if not candidates or not _may_name_level("\n".join(v for _, v in candidates)):
         return None
     best: Level | None = None
-    for name, value in parameters:
-        if not value:
-            continue
-        level_like = names[name or ""]
-        if (not level_like and len(value) > _FREE_TEXT_CHARS) or not _may_name_level(value):
+    for name, value in candidates:
+        if not _may_name_level(value):
             continue
         lvl = level_from_text(value)
-        if lvl is None and level_like:
+        if lvl is None and names[name or ""]:
             m = _EN_PARAM_RE.search(value)
             lvl = _EN.get(m.group(1).lower()) if m else None
         if lvl is not None and (best is None or lvl.rank > best.rank):

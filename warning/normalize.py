@@ -139,9 +139,14 @@ def _jsonable(value: Any) -> Any:
         if _LISTS.issuperset(map(type, value)) and _PLAIN.issuperset(map(type, chain.from_iterable(value))):
             return value
         return [v if type(v) in _PLAIN else _jsonable(v) for v in value]
-    if t is dict:
-        return {(k if type(k) is str else str(k)): (v if type(v) in _PLAIN else _jsonable(v))
-                for k, v in value.items()}
+    if t is dict:  # the extra facts: their usual values (text, lists of text) answered without a call
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            tv = type(v)
+            out[k if type(k) is str else str(k)] = (
+                v if tv in _PLAIN or (tv is list and _PLAIN.issuperset(map(type, v))) else _jsonable(v)
+            )
+        return out
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, enum.Enum):
@@ -153,18 +158,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def _extra_json(extra: dict[str, Any]) -> dict[str, Any]:
-    """``_jsonable`` for the extra facts, with their usual values (text, lists of text) answered inline."""
-    out: dict[str, Any] = {}
-    for k, v in extra.items():
-        t = type(v)
-        if t is str or (t is list and _PLAIN.issuperset(map(type, v))):
-            out[k if type(k) is str else str(k)] = v
-        else:
-            out[k if type(k) is str else str(k)] = _jsonable(v)
-    return out
 
 
 def affected_json(match: Any) -> dict[str, Any]:
@@ -218,7 +211,7 @@ def draft_to_json(draft: WarningDraft, match: Any | None) -> dict[str, Any]:
         "certainty": draft.certainty,
         "parameters": draft.parameters,
         "source_format": draft.source_format,
-        "extra": _extra_json(draft.extra),
+        "extra": _jsonable(draft.extra),
     }
 
 

@@ -598,7 +598,7 @@ def _keep_signatures(payload: bytes, alerts: list[dict[str, Any]]) -> None:
     elements = [el for a in signed for el in a["signature"]]
     texts = [raw.decode("utf-8") for raw in _raw_signatures(utf8_of(payload))]
     if len(texts) != len(elements) or not all(
-        _text_of_dsig(el, "SignatureValue") in t for el, t in zip(elements, texts, strict=True)
+        _descendant_text(el, "SignatureValue") in t for el, t in zip(elements, texts, strict=True)
     ):
         root = parse_xml(payload, keep_blanks=True)
         texts = [etree.tostring(c, encoding="unicode", with_tail=False)
@@ -609,7 +609,7 @@ def _keep_signatures(payload: bytes, alerts: list[dict[str, Any]]) -> None:
         a["signature"] = "\n".join(next(it, "") for _ in a["signature"])
 
 
-def _text_of_dsig(el: etree._Element, name: str) -> str:
+def _descendant_text(el: etree._Element, name: str) -> str:
     for c in el.iter():
         if _NAMES[c.tag] == name:
             return _text(c)
