@@ -195,7 +195,7 @@ def draft_to_json(draft: WarningDraft, match: Any | None) -> dict[str, Any]:
         "onset": onset_iso,
         "expires": expires.isoformat() if expires is not None else None,
         "references": [{"sender": r.sender, "identifier": r.identifier, "sent": iso(r.sent)} for r in draft.references],
-        "languages": [infos[0].language] if len(infos) == 1 else list(dict.fromkeys(i.language for i in infos)),
+        "languages": list(dict.fromkeys(i.language for i in infos)),
         "headline": draft.headline,
         "area": area_geojson(draft.area),
         "geocodes": [{"name": n, "value": v} for n, v in draft.area.geocodes],

@@ -271,28 +271,23 @@ def _lang_key(info: dict[str, Any]) -> int:
     return 0 if lang.startswith("zh") else 1
 
 
-def _time(value: Any, name: str, seen: dict[Any, Any]) -> Any:
-    """The parsed time of ``value`` (None for none); errors name ``name``.
+def _times(infos: list[dict[str, Any]], name: str, seen: dict[Any, Any]) -> list[Any]:
+    """The parsed times of field ``name`` in ``infos`` (missing ones skipped); errors name ``name``.
 
     ``seen`` maps text already parsed in this alert to its datetime: sent, effective and onset are
     usually the same text, parsed once and then one object, whose ISO form the output writes once.
     """
-    if type(value) is not str:
-        return parse_time(value, field_name=name)
-    t = seen.get(value)
-    if t is None:
-        t = parse_time(value, field_name=name)
-        if t is not None:
-            seen[value] = t
-    return t
-
-
-def _times(infos: list[dict[str, Any]], name: str, seen: dict[Any, Any]) -> list[Any]:
     out = []
     for info in infos:
-        t = _time(info.get(name), name, seen)
-        if t is not None:
-            out.append(t)
+        value = info.get(name)
+        t = seen.get(value) if type(value) is str else None
+        if t is None:
+            t = parse_time(value, field_name=name)
+            if t is None:
+                continue
+            if type(value) is str:
+                seen[value] = t
+        out.append(t)
     return out
 
 
@@ -398,11 +393,9 @@ def draft_from_alert(alert: dict[str, Any], ctx: ParserContext, source_format: s
                    f"not a hazard warning: event {what!r} (category {', '.join(categories) or 'none'})",
             identifier=identifier,
         )
-    if colour_levels:  # a colour the source gave beats any table level
-        level = colour_levels[0] if len(colour_levels) == 1 else max_level(colour_levels)
-    elif table_levels:
-        level = table_levels[0] if len(table_levels) == 1 else max_level(table_levels)
-    else:  # an alert without <info>: the table's floor for an unknown severity
+    # A colour the source gave beats any table level.
+    level = max_level(colour_levels) or max_level(table_levels)
+    if level is None:  # an alert without <info>: the table's floor for an unknown severity
         level = level_of((), (), None, None, None)[0]
 
     extra: dict[str, Any] = {}
@@ -414,24 +407,18 @@ def draft_from_alert(alert: dict[str, Any], ctx: ParserContext, source_format: s
         extra["code"] = list(alert["code"])
     if categories:
         extra["categories"] = list(dict.fromkeys(categories))
-    event_codes = first.get("eventCode") if len(infos) == 1 else [p for i in infos for p in i.get("eventCode") or ()]
+    event_codes = [p for i in infos for p in i.get("eventCode") or ()]
     if event_codes:
         extra["event_codes"] = event_codes
     extra["level_source"] = "colour" if colour_levels else "table"
 
-    if len(infos) == 1:
-        effective = _time(first.get("effective"), "effective", seen_times)
-        onset = _time(first.get("onset"), "onset", seen_times)
-        expires = _time(first.get("expires"), "expires", seen_times)
-    else:
-        effective = min(_times(infos, "effective", seen_times), default=None)
-        onset = min(_times(infos, "onset", seen_times), default=None)
-        expires = max(_times(infos, "expires", seen_times), default=None)
-    references = alert.get("references")
+    effective = min(_times(infos, "effective", seen_times), default=None)
+    onset = min(_times(infos, "onset", seen_times), default=None)
+    expires = max(_times(infos, "expires", seen_times), default=None)
     return WarningDraft(
         identifier=identifier, sender=sender, sent=sent, msg_type=msg_type, status=status, hazard=hazard,
         event=first.get("event") or None, level=level, effective=effective, onset=onset, expires=expires,
-        references=_references(references) if references else [], infos=texts, area=area,
+        references=_references(alert.get("references")), infos=texts, area=area,
         severity=first.get("severity") or None, urgency=first.get("urgency") or None,
         certainty=first.get("certainty") or None, parameters=parameters, source_format=source_format, extra=extra,
     )
@@ -598,7 +585,7 @@ def _keep_signatures(payload: bytes, alerts: list[dict[str, Any]]) -> None:
     elements = [el for a in signed for el in a["signature"]]
     texts = [raw.decode("utf-8") for raw in _raw_signatures(utf8_of(payload))]
     if len(texts) != len(elements) or not all(
-        _descendant_text(el, "SignatureValue") in t for el, t in zip(elements, texts, strict=True)
+        (el.findtext(".//{*}SignatureValue") or "").strip() in t for el, t in zip(elements, texts, strict=True)
     ):
         root = parse_xml(payload, keep_blanks=True)
         texts = [etree.tostring(c, encoding="unicode", with_tail=False)
@@ -607,13 +594,6 @@ def _keep_signatures(payload: bytes, alerts: list[dict[str, Any]]) -> None:
     it = iter(texts)
     for a in signed:
         a["signature"] = "\n".join(next(it, "") for _ in a["signature"])
-
-
-def _descendant_text(el: etree._Element, name: str) -> str:
-    for c in el.iter():
-        if _NAMES[c.tag] == name:
-            return _text(c)
-    return ""
 
 
 def parse(payload: bytes, ctx: ParserContext) -> ParseResult:
