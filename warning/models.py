@@ -116,7 +116,8 @@ class Warning(Base):
     msg_type: Mapped[str] = mapped_column(String(10))  # alert | update | cancel
     status: Mapped[str] = mapped_column(String(10))  # actual | exercise | test | system | draft
     drill: Mapped[bool] = mapped_column(default=False)  # status == exercise
-    hazard: Mapped[str] = mapped_column(String(20), index=True)
+    # None only while a Cancel/Update that carried no <info> waits for what it references (held)
+    hazard: Mapped[str | None] = mapped_column(String(20), index=True)
     event: Mapped[str | None] = mapped_column(String(200))
     level: Mapped[str | None] = mapped_column(String(10))  # blue | yellow | orange | red
     severity: Mapped[str | None] = mapped_column(String(20))
