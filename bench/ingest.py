@@ -3,7 +3,7 @@ the same bytes (the floor no safe parser beats), and FIRMS 100,000 synthetic row
 
     python bench/ingest.py [SAMPLES_DIR] [--seconds 3]
 
-SAMPLES_DIR defaults to ../shared/samples beside the project. Targets: ≥ 1,000 CAP documents/s,
+SAMPLES_DIR defaults to tests/data/samples in the repository. Targets: ≥ 1,000 CAP documents/s,
 ≥ 30% of the bare lxml rate; FIRMS 100k rows ≤ 3 s.
 """
 
@@ -72,7 +72,7 @@ def firms_rows(n: int, seed: int = 42) -> bytes:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("samples", nargs="?", default=str(Path(__file__).resolve().parents[2] / "shared" / "samples"))
+    ap.add_argument("samples", nargs="?", default=str(Path(__file__).resolve().parents[1] / "tests" / "data" / "samples"))
     ap.add_argument("--seconds", type=float, default=3.0)
     args = ap.parse_args()
     cap_dir = Path(args.samples) / "cap"

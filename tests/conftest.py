@@ -32,7 +32,7 @@ from warning.changes import ChangeKind, WarningChange
 from warning.models import Warning
 
 PG_URL = os.environ.get("JIAOYING_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+DATA = Path(__file__).resolve().parent / "data"  # real samples and geo files, copied with PROVENANCE
 T0 = dt.datetime(2026, 7, 20, 2, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 
 
@@ -194,11 +194,9 @@ def login(client: TestClient, sqlite_runtime: Runtime) -> Callable[..., dict[str
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    """The shared sample data beside the project (development and CI only)."""
-    if not SHARED.is_dir():
-        pytest.fail(f"sample data folder not found beside the project: {SHARED}")
-    return SHARED
+def data_dir() -> Path:
+    """The test data kept in the repository: samples/, geo/ and tools/contracts.py (see its PROVENANCE.md)."""
+    return DATA
 
 
 # --- warning rows written directly, changes announced as the warning service would announce them ---

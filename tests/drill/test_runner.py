@@ -18,8 +18,8 @@ DATA = Path(__file__).resolve().parent / "data"
 DEMO = Path(__file__).resolve().parents[2] / "config" / "defaults" / "drills" / "red-rainstorm.yaml"
 
 
-def contract(shared_dir: Path, path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(shared_dir / "tools" / "contracts.py"), "report", str(path)],
+def contract(data_dir: Path, path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(data_dir / "tools" / "contracts.py"), "report", str(path)],
                           capture_output=True, text=True, check=False)
 
 
@@ -30,10 +30,10 @@ def by_person(report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def test_silent_people_escalate_to_chief_then_leader(run_scenario: Any, tmp_path: Path, shared_dir: Path) -> None:
+def test_silent_people_escalate_to_chief_then_leader(run_scenario: Any, tmp_path: Path, data_dir: Path) -> None:
     result = run_scenario(DATA / "escalation.yaml", tmp_path)
     report = result.report
-    assert contract(shared_dir, result.paths["json"]).returncode == 0
+    assert contract(data_dir, result.paths["json"]).returncode == 0
     assert report["drill"] is True
     assert all(w["status"] == "exercise" for w in report["warnings"])
     people = by_person(report)
@@ -83,7 +83,7 @@ def test_drill_never_calls_a_real_provider(run_scenario: Any, tmp_path: Path) ->
     assert sent_to and all(n.startswith("+86139") for n in sent_to)
 
 
-def test_bundled_demo_is_deterministic_and_fast(run_scenario: Any, tmp_path: Path, shared_dir: Path) -> None:
+def test_bundled_demo_is_deterministic_and_fast(run_scenario: Any, tmp_path: Path, data_dir: Path) -> None:
     texts, cpu, wall = [], [], []
     for name in ("a", "b"):
         t0, w0 = time.process_time(), time.perf_counter()
@@ -93,7 +93,7 @@ def test_bundled_demo_is_deterministic_and_fast(run_scenario: Any, tmp_path: Pat
         texts.append(result.paths["json"].read_bytes())
     assert texts[0] == texts[1], "the same scenario must give the same report.json"
     report = json.loads(texts[0])
-    assert contract(shared_dir, tmp_path / "a" / "report.json").returncode == 0
+    assert contract(data_dir, tmp_path / "a" / "report.json").returncode == 0
     assert report["drill"] and report["kpis"]["callouts"] > 0 and report["kpis"]["escalations"] > 0
     assert any(c["late"] and c["answered_at"] for c in report["callouts"]), "the demo has late answers"
     assert any(c["answered_at"] is None for c in report["callouts"]), "the demo has people who never answer"

@@ -51,8 +51,8 @@ def test_crs_names() -> None:
     assert normalize_crs("BD09") is None
 
 
-def test_datav_gcj02_boundary_converted_matches_wgs84(shared_dir: Path) -> None:
-    geo = shared_dir / "geo"
+def test_datav_gcj02_boundary_converted_matches_wgs84(data_dir: Path) -> None:
+    geo = data_dir / "geo"
     gcj = json.loads((geo / "jincheng_140500_districts_gcj02_datav.geojson").read_text(encoding="utf-8"))
     wgs = json.loads((geo / "jincheng_140500_districts_wgs84.geojson").read_text(encoding="utf-8"))
 

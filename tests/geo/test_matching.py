@@ -20,9 +20,9 @@ def _codes(path: Path) -> set[str]:
 
 
 def test_geocode_district_gives_all_villages_and_attached_township(default_index: RegionIndex,
-                                                                   shared_dir: Path) -> None:
-    official = _codes(shared_dir / "geo" / "chengqu_140502_villages.csv")
-    nancun = {c for c in _codes(shared_dir / "geo" / "jincheng_140500_villages.csv") if c.startswith("140525100")}
+                                                                   data_dir: Path) -> None:
+    official = _codes(data_dir / "geo" / "chengqu_140502_villages.csv")
+    nancun = {c for c in _codes(data_dir / "geo" / "jincheng_140500_villages.csv") if c.startswith("140525100")}
     assert len(official) == 134 and len(nancun) == 36
     r = default_index.match(MatchTarget(geocodes=("140502",)))
     got = {h.code for h in r.villages}

@@ -128,13 +128,13 @@ def populate(factory: sessionmaker[Session], *, drill: bool = True) -> dict[str,
                 "late": late.id, "quick": quick.id}
 
 
-def test_report_from_records(session_factory: sessionmaker[Session], tmp_path: Path, shared_dir: Path) -> None:
+def test_report_from_records(session_factory: sessionmaker[Session], tmp_path: Path, data_dir: Path) -> None:
     ids = populate(session_factory)
     with session_scope(session_factory) as s:
         report = build_report(s, now=m(360), tz=TZ, run_ids=[ids["run"]])
     path = tmp_path / "report.json"
     path.write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")
-    check = subprocess.run([sys.executable, str(shared_dir / "tools" / "contracts.py"), "report", str(path)],
+    check = subprocess.run([sys.executable, str(data_dir / "tools" / "contracts.py"), "report", str(path)],
                            capture_output=True, text=True, check=False)
     assert check.returncode == 0, check.stdout
     assert report["drill"] is True and report["event_log"]["ok"]

@@ -16,14 +16,14 @@ from responses.audit.render import write_report
 from responses.audit.shape import KPI_KEYS, NESTED, TABLES
 
 
-def check_contract(shared_dir: Path, path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(shared_dir / "tools" / "contracts.py"), "report", str(path)],
+def check_contract(data_dir: Path, path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(data_dir / "tools" / "contracts.py"), "report", str(path)],
                           capture_output=True, text=True, check=False)
 
 
-def test_json_holds_the_contract(sample_report: dict[str, Any], tmp_path: Path, shared_dir: Path) -> None:
+def test_json_holds_the_contract(sample_report: dict[str, Any], tmp_path: Path, data_dir: Path) -> None:
     paths = write_report(sample_report, tmp_path)
-    result = check_contract(shared_dir, paths["json"])
+    result = check_contract(data_dir, paths["json"])
     assert result.returncode == 0, result.stdout
     doc = json.loads(paths["json"].read_text(encoding="utf-8"))
     assert doc == sample_report
@@ -35,10 +35,10 @@ def test_json_holds_the_contract(sample_report: dict[str, Any], tmp_path: Path, 
 
 
 def test_contract_check_catches_a_missing_field(sample_report: dict[str, Any], tmp_path: Path,
-                                                 shared_dir: Path) -> None:
+                                                 data_dir: Path) -> None:
     del sample_report["callouts"][0]["escalated_to"]
     paths = write_report(sample_report, tmp_path)
-    result = check_contract(shared_dir, paths["json"])
+    result = check_contract(data_dir, paths["json"])
     assert result.returncode == 1 and "escalated_to" in result.stdout
 
 

@@ -26,10 +26,10 @@ def test_cap_time_has_an_explicit_offset() -> None:
     assert cap_time(t, dt.UTC) == "2026-07-20T01:02:03-00:00"  # CAP writes UTC as -00:00, never Z
 
 
-def test_export_of_every_normalized_sample_validates(db: Session, now: dt.datetime, wh, shared_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_export_of_every_normalized_sample_validates(db: Session, now: dt.datetime, wh, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
     policy = IntakePolicy(max_bytes=5 * 1024 * 1024)
     for fmt in FORMATS:
-        folder = shared_dir / "samples" / SAMPLE_DIRS[fmt]
+        folder = data_dir / "samples" / SAMPLE_DIRS[fmt]
         if not folder.is_dir():
             continue
         feed = wh.make_feed(db, now, name=f"t-{fmt}", adapter=fmt)

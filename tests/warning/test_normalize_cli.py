@@ -21,19 +21,19 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     ("nws", "nws/nws_api_alerts_active_zone_flood-watch_update_2019-12.json"),
     ("quakeml", "quakeml/iris_fdsn_event_quakeml-1.2_2events.xml"),
 ])
-def test_output_shape_holds(shared_dir: Path, tmp_path: Path, fmt: str, rel: str) -> None:
-    proc = run("--format", fmt, str(shared_dir / "samples" / rel))
+def test_output_shape_holds(data_dir: Path, tmp_path: Path, fmt: str, rel: str) -> None:
+    proc = run("--format", fmt, str(data_dir / "samples" / rel))
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["warnings"] or doc["skipped"]
     out = tmp_path / "out.json"
     out.write_text(proc.stdout, encoding="utf-8")
-    check = subprocess.run([sys.executable, str(shared_dir / "tools/contracts.py"), "normalize", str(out)],
+    check = subprocess.run([sys.executable, str(data_dir / "tools/contracts.py"), "normalize", str(out)],
                            capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stdout
 
 
-def test_chinese_cap_targets_the_region(tmp_path: Path, shared_dir: Path) -> None:
+def test_chinese_cap_targets_the_region(tmp_path: Path, data_dir: Path) -> None:
     f = tmp_path / "zh.xml"
     f.write_text("""<?xml version="1.0" encoding="UTF-8"?>
 <alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>T-1</identifier><sender>晋城市气象台</sender>

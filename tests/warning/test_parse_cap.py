@@ -93,7 +93,7 @@ def test_level_table_and_words() -> None:
     assert level_from_parameters([("预警等级", "当前为橙色预警。" + "说明" * 60)]) is Level.ORANGE
 
 
-def test_update_and_cancel_references(shared_dir: Path) -> None:
+def test_update_and_cancel_references(data_dir: Path) -> None:
     ref = "晋城市气象台,14050241600000_20260719080000,2026-07-19T08:00:00+08:00"
     (up,) = cap(zh_cap(msg_type="Update", refs=ref).encode(), CTX).warnings
     assert up.msg_type is MsgType.UPDATE
@@ -101,28 +101,28 @@ def test_update_and_cancel_references(shared_dir: Path) -> None:
     assert up.references[0].sent is not None and up.references[0].sent.hour == 8
     (cancel,) = cap(zh_cap(msg_type="Cancel", refs=ref).encode(), CTX).warnings
     assert cancel.msg_type is MsgType.CANCEL
-    (eccc,) = cap((shared_dir / "samples/cap/eccc_thunderstorm_update_en-fr_2012.cap").read_bytes(), CTX).warnings
+    (eccc,) = cap((data_dir / "samples/cap/eccc_thunderstorm_update_en-fr_2012.cap").read_bytes(), CTX).warnings
     assert eccc.msg_type is MsgType.UPDATE and len(eccc.references) == 2
     assert all(r.sender and r.identifier and r.sent for r in eccc.references)
-    (tsu,) = cap((shared_dir / "samples/cap/us-wcatwc_tsunami-warning_update_2011.cap").read_bytes(), CTX).warnings
+    (tsu,) = cap((data_dir / "samples/cap/us-wcatwc_tsunami-warning_update_2011.cap").read_bytes(), CTX).warnings
     assert tsu.references[0].identifier == "PAAQ-1-lqw6d6"
     (nws,) = get_parser("nws")(
-        (shared_dir / "samples/nws/nws_api_alerts_active_zone_flood-watch_update_2019-12.json").read_bytes(), CTX
+        (data_dir / "samples/nws/nws_api_alerts_active_zone_flood-watch_update_2019-12.json").read_bytes(), CTX
     ).warnings
     assert nws.msg_type is MsgType.UPDATE and len(nws.references) == 4 and nws.hazard is Hazard.FLOOD
 
 
-def test_containers_edxl_atom_index_and_signature(shared_dir: Path) -> None:
-    edxl = cap((shared_dir / "samples/cap/au_bushfire_edxl-de_3-alerts.xml").read_bytes(), CTX)
+def test_containers_edxl_atom_index_and_signature(data_dir: Path) -> None:
+    edxl = cap((data_dir / "samples/cap/au_bushfire_edxl-de_3-alerts.xml").read_bytes(), CTX)
     assert len({w.identifier for w in edxl.warnings}) == 7
-    index = cap((shared_dir / "samples/cap/us-nws_cap-atom-index_2.atom").read_bytes(), CTX)
+    index = cap((data_dir / "samples/cap/us-nws_cap-atom-index_2.atom").read_bytes(), CTX)
     assert not index.warnings and len(index.links) == 2 and all(u.startswith("http") for u in index.links)
-    ph = cap((shared_dir / "samples/cap/ph-pagasa_tropical-cyclone_2014.cap").read_bytes(), CTX)
+    ph = cap((data_dir / "samples/cap/ph-pagasa_tropical-cyclone_2014.cap").read_bytes(), CTX)
     assert ph.warnings[0].status is Status.TEST
     assert "Signature" in ph.warnings[0].extra["signature"]
     # Every signature is kept as sent, byte for byte (the signed form covers the whitespace too):
     # NAADS signs twice, the second time with line breaks between the elements of SignedInfo.
-    raw = (shared_dir / "samples/cap/eccc_naads_alert_en-fr.xml").read_text("utf-8")
+    raw = (data_dir / "samples/cap/eccc_naads_alert_en-fr.xml").read_text("utf-8")
     (naads,) = cap(raw.encode(), CTX).warnings
     first, second = naads.extra["signature"].split("\n<Signature", 1)
     second = "<Signature" + second

@@ -47,10 +47,10 @@ def test_earthquake_rule_near_far_small() -> None:
     assert not strict.warnings
 
 
-def test_usgs_and_quakeml_samples(shared_dir: Path) -> None:
-    r = get_parser("usgs")((shared_dir / "samples/usgs/detail_pr2021097004.geojson").read_bytes(), CTX)
+def test_usgs_and_quakeml_samples(data_dir: Path) -> None:
+    r = get_parser("usgs")((data_dir / "samples/usgs/detail_pr2021097004.geojson").read_bytes(), CTX)
     assert not r.warnings and r.skipped[0].identifier == "eq-usgs-pr2021097004"
-    q = get_parser("quakeml")((shared_dir / "samples/quakeml/iris_fdsn_event_quakeml-1.2_2events.xml").read_bytes(),
+    q = get_parser("quakeml")((data_dir / "samples/quakeml/iris_fdsn_event_quakeml-1.2_2events.xml").read_bytes(),
                               ParserContext(region_center=(38.0, 142.0)))
     (w,) = [w for w in q.warnings if w.extra["magnitude"] == 9.1]
     assert w.level is Level.RED and w.onset.tzinfo is not None
@@ -135,12 +135,12 @@ def test_hydro_generic_json_csv_sites_and_rise() -> None:
         get_parser("hydro")(b"stcd,tm\nS1,2026", CTX)
 
 
-def test_hydro_samples_with_configured_levels(shared_dir: Path) -> None:
-    payload = (shared_dir / "samples/hydrology/usgs_nwis_iv_waterml-json_01491000_01645000.json").read_bytes()
+def test_hydro_samples_with_configured_levels(data_dir: Path) -> None:
+    payload = (data_dir / "samples/hydrology/usgs_nwis_iv_waterml-json_01491000_01645000.json").read_bytes()
     ctx = ParserContext(config={"hydro_stations": {"01491000": {"warning_level": 6.4, "guarantee_level": 8}}})
     (w,) = get_parser("hydro")(payload, ctx).warnings
     assert w.level is Level.YELLOW and w.extra["rise_per_hour"] < 0
-    ea = (shared_dir / "samples/hydrology/ea_flood-monitoring_measures_latest-readings_2017-03-03_first150.json")
+    ea = (data_dir / "samples/hydrology/ea_flood-monitoring_measures_latest-readings_2017-03-03_first150.json")
     ctx = ParserContext(config={"hydro_stations": {"1029TH": {"warning_level": 0.2}}})
     r = get_parser("hydro")(ea.read_bytes(), ctx)
     assert [w.extra["station"] for w in r.warnings] == ["1029TH"]

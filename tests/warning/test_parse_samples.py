@@ -17,8 +17,8 @@ FORMAT_OF_DIR = {"cap": "cap", "usgs": "usgs", "cenc": "cenc", "quakeml": "quake
                  "hydrology": "hydro", "geohazard": "geohazard", "nws": "nws"}
 
 
-def _files(shared_dir: Path, supported: bool) -> list[Path]:
-    root = shared_dir / "samples"
+def _files(data_dir: Path, supported: bool) -> list[Path]:
+    root = data_dir / "samples"
     out = []
     for f in sorted(root.rglob("*")):
         if not f.is_file() or f.name == "PROVENANCE.md" or f.suffix == ".xsd":
@@ -28,8 +28,8 @@ def _files(shared_dir: Path, supported: bool) -> list[Path]:
     return out
 
 
-def test_every_supported_sample_normalizes_or_says_why(shared_dir: Path, tmp_path: Path) -> None:
-    files = _files(shared_dir, supported=True)
+def test_every_supported_sample_normalizes_or_says_why(data_dir: Path, tmp_path: Path) -> None:
+    files = _files(data_dir, supported=True)
     assert len(files) >= 30
     combined: dict[str, list] = {"warnings": [], "skipped": []}
     total_warnings = 0
@@ -46,22 +46,22 @@ def test_every_supported_sample_normalizes_or_says_why(shared_dir: Path, tmp_pat
     assert total_warnings >= 30
     out = tmp_path / "all.json"
     out.write_text(json.dumps(combined, ensure_ascii=False), encoding="utf-8")
-    proc = subprocess.run([sys.executable, str(shared_dir / "tools" / "contracts.py"), "normalize", str(out)],
+    proc = subprocess.run([sys.executable, str(data_dir / "tools" / "contracts.py"), "normalize", str(out)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_amber_alert_is_reported_not_a_hazard(shared_dir: Path) -> None:
-    r = get_parser("cap")((shared_dir / "samples/cap/us_amber-alert_cap-atom.atom").read_bytes(), ParserContext())
+def test_amber_alert_is_reported_not_a_hazard(data_dir: Path) -> None:
+    r = get_parser("cap")((data_dir / "samples/cap/us_amber-alert_cap-atom.atom").read_bytes(), ParserContext())
     assert not r.warnings
     assert "not a hazard warning" in r.skipped[0].reason and "Child Abduction" in r.skipped[0].reason
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_unsupported_samples_never_crash_any_parser(shared_dir: Path, fmt: str) -> None:
+def test_unsupported_samples_never_crash_any_parser(data_dir: Path, fmt: str) -> None:
     """Feeds of kinds without an adapter (BMKG, GDACS, forecasts …) fed to any adapter: a ParseError or a
     result, never another exception — a misconfigured feed is quarantined, not crashed."""
-    files = _files(shared_dir, supported=False)
+    files = _files(data_dir, supported=False)
     assert files
     for f in files:
         try:

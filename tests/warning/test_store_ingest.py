@@ -25,15 +25,15 @@ def _ingest(db: Session, feed, body: bytes, now: dt.datetime, wh, **kw):  # type
                                   targeter=wh.no_targets, policy=POLICY, **kw)
 
 
-def _cap_samples(shared_dir: Path) -> list[Path]:
-    return sorted(p for p in (shared_dir / "samples" / "cap").iterdir() if p.suffix != ".xsd")
+def _cap_samples(data_dir: Path) -> list[Path]:
+    return sorted(p for p in (data_dir / "samples" / "cap").iterdir() if p.suffix != ".xsd")
 
 
 def test_every_cap_sample_is_stored_then_processed_and_recognized_again(
-    db: Session, now: dt.datetime, wh, shared_dir: Path  # type: ignore[no-untyped-def]
+    db: Session, now: dt.datetime, wh, data_dir: Path  # type: ignore[no-untyped-def]
 ) -> None:
     feed = wh.make_feed(db, now)
-    for path in _cap_samples(shared_dir):
+    for path in _cap_samples(data_dir):
         body = path.read_bytes()
         out = _ingest(db, feed, body, now, wh)
         item = db.get(FeedItem, out.item_id)
@@ -42,7 +42,7 @@ def test_every_cap_sample_is_stored_then_processed_and_recognized_again(
         assert item.warnings_count == len(out.created)
         again = _ingest(db, feed, body, now, wh)
         assert again.duplicate_payload and again.item_id == out.item_id and not again.created
-    assert db.scalar(select(func.count(FeedItem.id))) == len(_cap_samples(shared_dir))
+    assert db.scalar(select(func.count(FeedItem.id))) == len(_cap_samples(data_dir))
     assert db.scalar(select(func.count(Warning.id))) > 20
     db.commit()
 
@@ -61,9 +61,9 @@ def _alert_from_update(update: bytes, identifier: str, sender: str, sent: str) -
 @pytest.mark.parametrize("name", ["eccc_thunderstorm_update_en-fr_2012.cap",
                                   "us-wcatwc_tsunami-warning_update_2011.cap"])
 def test_sample_update_chain_resolves_in_either_order(
-    db: Session, wh, shared_dir: Path, name: str  # type: ignore[no-untyped-def]
+    db: Session, wh, data_dir: Path, name: str  # type: ignore[no-untyped-def]
 ) -> None:
-    update = (shared_dir / "samples" / "cap" / name).read_bytes()
+    update = (data_dir / "samples" / "cap" / name).read_bytes()
     refs = re.search(rb"<(?:\w+:)?references>([^<]+)<", update).group(1).decode().split()  # type: ignore[union-attr]
     alerts = [_alert_from_update(update, r.split(",")[1], r.split(",")[0], r.split(",")[2]) for r in refs]
     sent = dt.datetime.fromisoformat(re.search(rb"<(?:\w+:)?sent>([^<]+)<", update).group(1).decode())  # type: ignore[union-attr]
