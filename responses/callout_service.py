@@ -22,6 +22,7 @@ from sqlalchemy import and_, bindparam, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from config.eventlog import record
+from geo.models import HazardSite
 from responses import escalation as core
 from responses import outbox
 from responses.callout_models import Answer, Attempt, Callout, Escalation
@@ -35,8 +36,8 @@ from responses.callouts import (
     parse_reply,
     place_names,
     plan_callouts,
+    step_areas,
 )
-from responses.contacts import township_of
 from responses.contacts_models import Contact, Duty
 from responses.contacts_service import area_register, reachable
 from responses.escalation import CalloutState, Transition
@@ -87,8 +88,9 @@ class SendContext:
     """What the words of a try need, loaded once per batch."""
 
     runs: dict[int, ResponseRun] = field(default_factory=dict)
-    names: dict[str, str] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # area code or site:<id|key> → name
     events: dict[int, str | None] = field(default_factory=dict)
+    site_areas: dict[str, str | None] = field(default_factory=dict)  # site id or key → its area code
 
     def run(self, session: Session, run_id: int) -> ResponseRun:
         run = self.runs.get(run_id)
@@ -112,8 +114,16 @@ class SendContext:
 
 
 def _context(session: Session) -> SendContext:
+    """Names for the texts and where each hazard site lies, read once per batch (a region holds
+    few sites; a monitor's duty may name a site by id or by key, so both are kept)."""
     reg = area_register(session)
-    return SendContext(names=dict(reg.names) if reg else {})
+    ctx = SendContext(names=dict(reg.names) if reg else {})
+    for sid, key, name, area in session.execute(
+            select(HazardSite.id, HazardSite.key, HazardSite.name, HazardSite.area_code)).all():
+        for ref in (str(sid), str(key)):
+            ctx.names[f"site:{ref}"] = str(name)
+            ctx.site_areas[ref] = str(area) if area else None
+    return ctx
 
 
 def _send(session: Session, c: Callout, route: str, reason: str, now: dt.datetime, ctx: SendContext) -> Attempt:
@@ -390,14 +400,19 @@ class _Target:
         return f"contact:{self.contact.id}" if self.contact else f"phone:{self.numbers[0]}"
 
 
+_ROLE_OF_STEP = {"village": "village_head", "township": "township_chief"}
+
+
 def _targets(session: Session, step: str, c: Callout, now: dt.datetime,
-             cache: dict[tuple[str, str], list[_Target]]) -> list[_Target]:
-    """Who answers at ``step`` above this callout (never the callee themself)."""
-    if step == "township":
-        codes = sorted({township_of(a) for a in c.areas if not a.startswith("site:")})
+             cache: dict[tuple[str, str], list[_Target]], ctx: SendContext) -> list[_Target]:
+    """Who answers at ``step`` above this callout (never the callee themself). A hazard site is
+    placed by its area in the geo register, so a monitor's callout climbs to the site's village
+    head and township chief."""
+    if step in _ROLE_OF_STEP:
+        codes = step_areas(step, c.areas, ctx.site_areas)
         key = (step, ",".join(codes))
         if key not in cache:
-            cache[key] = _duty_targets(session, "township_chief", codes, now)
+            cache[key] = _duty_targets(session, _ROLE_OF_STEP[step], codes, now)
     elif step == "district":
         key = (step, "")
         if key not in cache:
@@ -406,7 +421,7 @@ def _targets(session: Session, step: str, c: Callout, now: dt.datetime,
         key = (step, "")
         if key not in cache:
             cache[key] = _leader_on_duty(session, now)
-    else:  # site / village are never above anyone who is called
+    else:  # nothing is below a site
         return []
     return [t for t in cache[key] if not (t.contact is not None and t.contact.id == c.contact_id)]
 
@@ -457,7 +472,7 @@ def _escalate(session: Session, items: list[tuple[Callout, core.Decision]], *, n
         missing: list[str] = []
         chosen: str | None = None
         for step in d.escalate_to:
-            found = _targets(session, step, c, now, cache)
+            found = _targets(session, step, c, now, cache, ctx)
             if found:
                 chosen = step
                 for t in found:
@@ -679,6 +694,17 @@ def _answerable_for_number(session: Session, number: str) -> list[Callout]:
         .where(Attempt.number == number, Callout.state != CalloutState.CANCELLED.value)
         .order_by(Callout.started_at.desc(), Callout.id.desc())
     ).scalars().unique())
+
+
+_WAITING_FOR_ANSWER = (CalloutState.CALLING.value, CalloutState.ESCALATED.value, CalloutState.UNANSWERED.value)
+
+
+def has_unanswered(session: Session, number: str) -> bool:
+    """Whether a callout tried on this number still waits for its answer (late answers included)."""
+    return session.execute(
+        select(Callout.id).join(Attempt, Attempt.callout_id == Callout.id)
+        .where(Attempt.number == number, Callout.state.in_(_WAITING_FOR_ANSWER)).limit(1)
+    ).first() is not None
 
 
 def handle_inbound(session: Session, answer: Any) -> Answer | None:

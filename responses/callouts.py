@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from responses.contacts import township_of
+from responses.contacts import area_level, is_area_code, township_of
 from responses.escalation import RANK_OF_TIER
 
 
@@ -103,6 +103,34 @@ def plan_callouts(tiers: Mapping[str, Sequence[str]], areas: Mapping[str, Sequen
     for p in out:
         p.places.sort()
     return out
+
+
+def site_of(place: str) -> str | None:
+    """The site id in a ``site:<id>`` place; None for an area code."""
+    return place.removeprefix("site:") if place.startswith("site:") else None
+
+
+def step_areas(step: str, places: Iterable[str], site_areas: Mapping[str, str | None]) -> list[str]:
+    """The area codes whose people answer at ladder step ``step`` for a callout about ``places``.
+
+    A site stands where the geo register puts it (``site_areas``: site id or key → its village or
+    township code), so a monitor who does not answer escalates to the village head of the site's
+    village, then to the chief of its township, as the plan's ladder ``[site, village, township]``
+    says. An area place is already a village or a township: only the township above it is a step
+    up (the village step is the same rank as a village).
+    """
+    out: set[str] = set()
+    for p in places:
+        site = site_of(p)
+        code = site_areas.get(site) if site is not None else p
+        if not code or not is_area_code(code):
+            continue
+        level = area_level(code)
+        if step == "township" and level in ("village", "township"):
+            out.add(township_of(code))
+        elif step == "village" and site is not None and level == "village":
+            out.add(code)
+    return sorted(out)
 
 
 # ---------------------------------------------------------------------------------------------- answers

@@ -78,7 +78,8 @@ def build_district(factory: sessionmaker[Session], now: dt.datetime, *, township
 
 
 def make_run(factory: sessionmaker[Session], now: dt.datetime, *, villages: list[str], level: str = "red",
-             calls: dict[str, Any] | None = None, townships: list[str] | None = None) -> int:
+             calls: dict[str, Any] | None = None, townships: list[str] | None = None,
+             sites: list[str] | None = None) -> int:
     """A run as the runs layer starts it, with the default geohazard plan frozen; ``calls`` overrides
     the entry's call rules (the test's local rule)."""
     plan = default_plans()[Hazard.GEOHAZARD]
@@ -91,7 +92,7 @@ def make_run(factory: sessionmaker[Session], now: dt.datetime, *, villages: list
     with session_scope(factory) as s:
         run = ResponseRun(number=f"T-{now.timestamp():.0f}", thread_id=1, open_thread_id=1, warning_id=1,
                           hazard="geohazard", level=level, response_level=entry["response_level"],
-                          areas={"villages": villages, "townships": townships or [], "sites": []}, measures=[],
+                          areas={"villages": villages, "townships": townships or [], "sites": sites or []}, measures=[],
                           trigger="automatic", plan_version=plan.version, plan_snapshot=snap, entry_snapshot=entry,
                           state="active", drill=False, started_at=now, started_by="test", updated_at=now)
         s.add(run)
