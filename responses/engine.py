@@ -1,7 +1,8 @@
 """The response engine: what warnings and decisions set in motion, per the plan in force.
 
 - A new or raised warning: the plan entry for its hazard and level says whether a run starts at
-  once (red always does; ``parallel`` and ``skip`` too) and whether a consultation opens.
+  once (red always does; ``parallel`` and ``skip`` too) and whether a consultation opens. A warning
+  whose area reaches nothing of the region starts neither (``run.not_started`` is logged).
 - A leader's decision starts the run (or revises the one already running).
 - An update with a higher level raises the open run along its frozen plan; new areas extend it.
 - A Cancel or expiry moves the open run to ``closing`` and closes a consultation still judging.
@@ -50,6 +51,10 @@ def on_warning_change(session: Session, change: WarningChange, now: dt.datetime)
         if not service.raise_run(session, run, level=level, warning=warning, actor=ACTOR, now=now):
             service.extend_areas(session, run, warning.affected, warning_id=warning.id, actor=ACTOR, now=now)
         return
+    if consultation is None and outside_region(warning.area_spec, warning.affected):
+        record(session, now=now, action="run.not_started", entity_type="warning", entity_id=thread_id, actor=ACTOR,
+               payload={"reason": "outside_region", "hazard": warning.hazard, "level": level.value})
+        return
     plan, _version = service.current_plan(session, warning.hazard)
     if plan is None:
         record(session, now=now, action="run.no_plan", entity_type="warning", entity_id=thread_id, actor=ACTOR,
@@ -68,6 +73,22 @@ def on_warning_change(session: Session, change: WarningChange, now: dt.datetime)
             mode="parallel" if rule.start_run else "before", actor=ACTOR, now=now)
     if run is not None and consultation is not None:
         service.set_consultation(session, run, consultation.id, now)
+
+
+def outside_region(area_spec: dict[str, Any] | None, affected: dict[str, Any] | None) -> bool:
+    """The warning names an area, it was matched, and it reaches no village, township or site of the region.
+
+    A provincial or national feed carries every county's warnings; one drawn over a neighbouring county
+    calls nobody here. A warning with no area at all, or whose matching failed, is not "outside": the
+    duty officer must still see it start, so those keep the plan's ordinary course.
+    """
+    spec = area_spec or {}
+    if not any(spec.get(k) for k in ("polygons", "circles", "points", "geocodes")):
+        return False
+    found = affected or {}
+    if found.get("error"):
+        return False
+    return not any(found.get(k) for k in ("villages", "townships", "sites"))
 
 
 def _warning_ended(session: Session, thread_id: int, why: str, now: dt.datetime) -> None:
