@@ -72,7 +72,8 @@ def firms_rows(n: int, seed: int = 42) -> bytes:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("samples", nargs="?", default=str(Path(__file__).resolve().parents[1] / "tests" / "data" / "samples"))
+    default = Path(__file__).resolve().parents[1] / "tests" / "data" / "samples"
+    ap.add_argument("samples", nargs="?", default=str(default))
     ap.add_argument("--seconds", type=float, default=3.0)
     args = ap.parse_args()
     cap_dir = Path(args.samples) / "cap"

@@ -29,6 +29,7 @@ import numpy as np
 import shapely
 from shapely.geometry import Point, Polygon
 from shapely.geometry.base import BaseGeometry
+from shapely.ops import nearest_points
 
 from geo.codes import LEVELS, normalize_code, significant_prefix
 
@@ -39,6 +40,10 @@ SMALL_TARGET_VERTICES = 512  # below this the target is overlaid directly (circl
 CHUNK_VERTICES = 12
 MIN_SHARE = 1e-9
 COVER_RATIO = 0.99  # children whose polygons cover this much of their parent replace it in matching
+# A point target (an epicentre, a CAP circle of radius 0, a reported place) names a place, not an area: it
+# targets the finest area containing it, and the hazard sites within this distance of it (a site drawn as a
+# point is never exactly on a reported point; 0.5 km covers the precision of such reports).
+POINT_SITE_KM = 0.5
 
 NO_AREA_ZH = "无受影响区域：预警范围不在本辖区内"
 NO_AREA_EN = "No area affected: the warning area lies outside the region"
@@ -147,6 +152,25 @@ class MatchResult:
         if self.empty:
             out["message"], out["message_en"] = NO_AREA_ZH, NO_AREA_EN
         return out
+
+
+def _point(lat: float, lon: float) -> Point:
+    if not (-90.0 <= float(lat) <= 90.0 and -180.0 <= float(lon) <= 180.0):  # NaN fails too
+        raise ValueError(f"point out of range: lat={lat}, lon={lon}")
+    return Point(float(lon), float(lat))
+
+
+def _km_to(pt: Point, geom: BaseGeometry) -> float:
+    """Great-circle km from a point to the nearest point of a geometry (small distances)."""
+    if geom.geom_type != "Point":
+        if geom.contains(pt):
+            return 0.0
+        geom = nearest_points(pt, geom)[1]
+    dlat = math.radians(geom.y - pt.y)
+    dlon = math.radians(geom.x - pt.x)
+    a = (math.sin(dlat / 2) ** 2
+         + math.cos(math.radians(pt.y)) * math.cos(math.radians(geom.y)) * math.sin(dlon / 2) ** 2)
+    return 2 * 6371.0088 * math.asin(min(1.0, math.sqrt(a)))
 
 
 def circle_polygon(lat: float, lon: float, radius_km: float, segments: int = CIRCLE_SEGMENTS) -> Polygon:
@@ -452,8 +476,13 @@ class RegionIndex:
                 for c in ci.tolist():
                     ctx_hits.setdefault(self._ctx_codes[c], 0.0)
             if len(self._sites):
-                _, si = self._site_tree.query(parr, predicate="intersects")
-                site_idx.update(si.tolist())
+                deg = POINT_SITE_KM / KM_PER_DEG_LAT
+                for pt in points:
+                    near = self._site_tree.query(pt, predicate="dwithin", distance=deg / max(
+                        math.cos(math.radians(pt.y)), 1e-6))
+                    for si in near.tolist():
+                        if _km_to(pt, self._site_geoms[si]) <= POINT_SITE_KM:
+                            site_idx.add(si)
 
         unknown: list[str] = []
         for raw in target.geocodes:
@@ -478,16 +507,17 @@ class RegionIndex:
             fixed = polygonal(poly)
             if fixed is not None:
                 parts.append(fixed)
-        for lat, lon, radius in target.circles:
-            parts.append(circle_polygon(float(lat), float(lon), float(radius)))
         points: list[Point] = []
+        for lat, lon, radius in target.circles:
+            if float(radius) == 0:  # CAP's way of sending a point
+                points.append(_point(lat, lon))
+            else:
+                parts.append(circle_polygon(float(lat), float(lon), float(radius)))
         for lat, lon, radius in target.points:
             if radius and float(radius) > 0:
                 parts.append(circle_polygon(float(lat), float(lon), float(radius)))
             else:
-                if not (-90.0 <= float(lat) <= 90.0 and -180.0 <= float(lon) <= 180.0):
-                    raise ValueError(f"point out of range: lat={lat}, lon={lon}")
-                points.append(Point(float(lon), float(lat)))
+                points.append(_point(lat, lon))
         if not parts:
             return None, points
         # A private copy: preparing the caller's object would share GEOS state between threads.

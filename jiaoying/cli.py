@@ -275,9 +275,13 @@ def normalize_file(
         result = get_parser(fmt)(payload, ParserContext(sites=sites))
         matcher = region.match
         doc = result_to_json(result, matcher)
+        text = json.dumps(doc, ensure_ascii=False, indent=1, allow_nan=False)
     except ParseError as exc:
         raise fail(f"无法解析（{exc.reason}）/ cannot parse ({exc.reason}): {exc.detail}") from None
-    sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=1) + "\n")
+    except Exception as exc:  # noqa: BLE001 - whatever the input, a message and exit 2, never a traceback
+        raise fail(f"无法规范化此文件，请检查其格式是否为 --format {fmt} / cannot normalize this file as {fmt}: "
+                   f"{type(exc).__name__}: {exc}"[:500]) from None
+    sys.stdout.write(text + "\n")
 
 
 @plans_app.command("validate")

@@ -73,32 +73,39 @@ def _polygon_text(ring: list[list[float]]) -> str | None:
 
 
 def _area(info: etree._Element, w: Any) -> None:
+    """One ``<area>`` per block the source sent (``area_spec["blocks"]``), else one for the whole area."""
     spec = w.area_spec or {}
-    geocodes = [(g["name"], g["value"]) for g in (w.geocodes or [])] or [tuple(g) for g in spec.get("geocodes", [])]
-    polygons = [p for p in (_polygon_text(r) for r in spec.get("polygons", [])) if p]
-    circles = [f"{lat:.6g},{lon:.7g} {radius:g}" for lat, lon, radius in [*spec.get("circles", []),
-                                                                            *spec.get("points", [])]]
-    if not (polygons or circles or geocodes or w.area_description):
-        return
-    area = _sub(info, "area")
-    _sub(area, "areaDesc", w.area_description or spec.get("description") or "未说明区域 / area not described")
-    for p in polygons:
-        _sub(area, "polygon", p)
-    for c in circles:
-        _sub(area, "circle", c)
-    for name, value in geocodes:
-        _pair(area, "geocode", str(name), str(value))
+    blocks = spec.get("blocks") or [spec]
+    for n, block in enumerate(blocks):
+        geocodes = [tuple(g) for g in block.get("geocodes", [])]
+        if n == 0 and len(blocks) == 1:
+            geocodes = [(g["name"], g["value"]) for g in (w.geocodes or [])] or geocodes
+        polygons = [p for p in (_polygon_text(r) for r in block.get("polygons", [])) if p]
+        circles = [f"{lat:.6g},{lon:.7g} {radius:g}" for lat, lon, radius in [*block.get("circles", []),
+                                                                                *block.get("points", [])]]
+        desc = block.get("description") if len(blocks) > 1 else (w.area_description or block.get("description"))
+        if not (polygons or circles or geocodes or desc):
+            continue
+        area = _sub(info, "area")
+        _sub(area, "areaDesc", desc or "未说明区域 / area not described")
+        for p in polygons:
+            _sub(area, "polygon", p)
+        for c in circles:
+            _sub(area, "circle", c)
+        for name, value in geocodes:
+            _pair(area, "geocode", str(name), str(value))
 
 
 def _info(alert: etree._Element, w: Any, text: dict[str, Any], tz: dt.tzinfo) -> None:
     info = _sub(alert, "info")
     _sub(info, "language", text.get("language") or "zh-CN")
     _sub(info, "category", _CATEGORY.get(w.hazard, "Other"))
-    _sub(info, "event", text.get("event") or w.event or _HAZARD_ZH.get(w.hazard, w.hazard))
+    _sub(info, "event", text.get("event") or w.event or _HAZARD_ZH.get(w.hazard or "", "未说明 / not stated"))
     _sub(info, "urgency", _enum("urgency", w.urgency))
     _sub(info, "severity", _enum("severity", w.severity))
     _sub(info, "certainty", _enum("certainty", w.certainty))
-    _pair(info, "eventCode", "jiaoying:hazard", w.hazard)
+    if w.hazard:
+        _pair(info, "eventCode", "jiaoying:hazard", w.hazard)
     for name in ("effective", "onset", "expires"):
         value = getattr(w, name)
         if value is not None:
@@ -147,6 +154,9 @@ def warning_to_cap(w: Any, *, tz: dt.tzinfo | str = "Asia/Shanghai", note: str |
     refs = _reference_text(list(w.references or []), tz)
     if refs:
         _sub(alert, "references", refs)
+    if not w.infos and (w.extra or {}).get("no_info"):
+        # A Cancel (or Update) that came without <info> is exported as it came: the envelope alone.
+        return bytes(etree.tostring(alert, xml_declaration=True, encoding="UTF-8", pretty_print=True))
     infos = list(w.infos or []) or [{"language": "zh-CN", "event": w.event, "headline": w.headline}]
     for text in infos:
         _info(alert, w, text, tz)

@@ -48,8 +48,10 @@ from collections.abc import Iterable
 
 from warning.draft import Level
 
-_ZH = {"蓝色": Level.BLUE, "黄色": Level.YELLOW, "橙色": Level.ORANGE, "红色": Level.RED}
-_ZH_RE = re.compile("蓝色|黄色|橙色|红色")
+# Simplified and Traditional (Taiwan's and Hong Kong's agencies write 藍色/黃色/紅色).
+_ZH = {"蓝色": Level.BLUE, "黄色": Level.YELLOW, "橙色": Level.ORANGE, "红色": Level.RED,
+       "藍色": Level.BLUE, "黃色": Level.YELLOW, "紅色": Level.RED}
+_ZH_RE = re.compile("蓝色|黄色|橙色|红色|藍色|黃色|紅色")
 _GRADE = {
     "Ⅳ": Level.BLUE, "IV": Level.BLUE, "四": Level.BLUE,
     "Ⅲ": Level.YELLOW, "III": Level.YELLOW, "三": Level.YELLOW,
@@ -57,7 +59,7 @@ _GRADE = {
     "Ⅰ": Level.RED, "I": Level.RED, "一": Level.RED,
 }
 # Grades only in Roman or Chinese numerals: "风力4级" is a wind force, not a warning grade.
-_GRADE_RE = re.compile(r"(IV|III|II|I|Ⅳ|Ⅲ|Ⅱ|Ⅰ|[一二三四])\s*级(?:预警|响应|风险)?")
+_GRADE_RE = re.compile(r"(IV|III|II|I|Ⅳ|Ⅲ|Ⅱ|Ⅰ|[一二三四])\s*[级級](?:预警|預警|響應|响应|风险|風險)?")
 _EN = {"blue": Level.BLUE, "green": None, "yellow": Level.YELLOW, "amber": Level.ORANGE, "orange": Level.ORANGE,
        "red": Level.RED}
 _EN_TEXT_RE = re.compile(
@@ -73,7 +75,7 @@ _ANY_WORDS = ("蓝色", "黄色", "橙色", "红色", "级", "blue", "yellow", "
 def _may_name_level(text: str) -> bool:
     # The words of _ANY_WORDS spelled out: a chain of substring tests is several times cheaper than
     # a generator over the tuple, and this runs for every event, headline and parameter value.
-    if "级" in text or ("色" in text and ("红色" in text or "橙色" in text or "黄色" in text or "蓝色" in text)):
+    if "级" in text or "級" in text or ("色" in text and _ZH_RE.search(text) is not None):
         return True
     if text.isascii():
         low = text.lower()

@@ -88,38 +88,49 @@ def area_geojson(area: AreaSpec) -> dict[str, Any] | None:
     return {"type": "GeometryCollection", "geometries": shapes}
 
 
-def area_to_target(area: AreaSpec) -> Any:
+def area_to_target(areas: AreaSpec | list[AreaSpec]) -> Any:
     """What geo matches: shapely polygons (repaired with make_valid), circles, points, Chinese codes.
 
     Only Chinese statistical codes go to geo as geocodes: foreign codes (FIPS, EMMA_ID …) can never
     name an area of the region, so asking would only produce noise.
 
-    When the area block has a polygon or a circle, the geometry alone says where: its geocodes are a
-    coarse equivalent (CAP 1.2 asks for a geocode to come "in concert with an equivalent description"
-    in polygon/circle form) and, in CMA-style alerts, name the issuing office's whole county. Matching
-    them as well would put every village of the county under a warning drawn over a part of it. The
-    geocodes stay on the warning as sent; they target only an area block with no geometry.
+    The rule is judged per area block (one CAP ``<area>``): where a block has a polygon or a circle,
+    the geometry alone says where, and its geocodes are a coarse equivalent (CAP 1.2 asks for a
+    geocode to come "in concert with an equivalent description" in polygon/circle form) that, in
+    CMA-style alerts, names the issuing office's whole county. Matching them as well would put every
+    village of the county under a warning drawn over a part of it. A block with only geocodes is
+    targeted by its codes, whatever the other blocks hold. The geocodes stay on the warning as sent.
+
+    A circle of radius 0 is a point: it targets the area that contains it (and, in geo, the hazard
+    sites within ``geo.matching.POINT_SITE_KM``).
     """
     if MatchTarget is None:
         return None
     from shapely import make_valid
     from shapely.geometry import Polygon
 
-    polygons = []
-    for ring in area.polygons:
-        poly = Polygon(ring)
-        if not poly.is_valid:
-            poly = make_valid(poly)
-        if not poly.is_empty:
-            polygons.append(poly)
+    blocks = [areas] if isinstance(areas, AreaSpec) else areas
+    polygons: list[Any] = []
+    circles: list[tuple[float, float, float]] = []
+    points: list[tuple[float, float, float]] = []
     codes: list[str] = []
-    for _name, value in () if (polygons or area.circles) else area.geocodes:
-        code = china_admin_code(value)
-        if code and code not in codes:
-            codes.append(code)
-    return MatchTarget(
-        polygons=tuple(polygons), circles=tuple(area.circles), points=tuple(area.points), geocodes=tuple(codes)
-    )
+    for block in blocks:
+        for ring in block.polygons:
+            poly = Polygon(ring)
+            if not poly.is_valid:
+                poly = make_valid(poly)
+            if not poly.is_empty:
+                polygons.append(poly)
+        for lat, lon, r in block.circles:
+            (circles if r > 0 else points).append((lat, lon, r))
+        points.extend(block.points)
+        if block.polygons or block.circles:
+            continue
+        for _name, value in block.geocodes:
+            code = china_admin_code(value)
+            if code and code not in codes:
+                codes.append(code)
+    return MatchTarget(polygons=tuple(polygons), circles=tuple(circles), points=tuple(points), geocodes=tuple(codes))
 
 
 _PLAIN = frozenset({str, int, bool, type(None)})
@@ -171,6 +182,11 @@ def affected_json(match: Any) -> dict[str, Any]:
     }
 
 
+def _block_json(block: AreaSpec) -> dict[str, Any]:
+    return {"description": block.description, "geometry": area_geojson(block),
+            "geocodes": [{"name": n, "value": v} for n, v in block.geocodes]}
+
+
 def draft_to_json(draft: WarningDraft, match: Any | None) -> dict[str, Any]:
     """The fixed output shape (module docstring); ``match`` is a geo MatchResult or None."""
     # Adapters hand out one datetime object for equal times (sent = effective = onset, usually): its
@@ -181,13 +197,15 @@ def draft_to_json(draft: WarningDraft, match: Any | None) -> dict[str, Any]:
     onset_iso = sent_iso if onset is sent else effective_iso if onset is effective else iso(onset)
     infos = draft.infos
     level = draft.level
+    hazard = draft.hazard
+    area = draft.area
     # Enum members' ``_value_`` is the plain value, read without the ``value`` property's call.
-    return {
+    out = {
         "identifier": draft.identifier,
         "sender": draft.sender,
         "msg_type": draft.msg_type._value_,
         "status": draft.status._value_,
-        "hazard": draft.hazard._value_,
+        "hazard": hazard._value_ if hazard is not None else None,
         "event": draft.event,
         "level": level._value_ if level is not None else None,
         "sent": sent_iso,
@@ -197,10 +215,10 @@ def draft_to_json(draft: WarningDraft, match: Any | None) -> dict[str, Any]:
         "references": [{"sender": r.sender, "identifier": r.identifier, "sent": iso(r.sent)} for r in draft.references],
         "languages": list(dict.fromkeys(i.language for i in infos)),
         "headline": draft.headline,
-        "area": area_geojson(draft.area),
-        "geocodes": [{"name": n, "value": v} for n, v in draft.area.geocodes],
+        "area": area_geojson(area),
+        "geocodes": [{"name": n, "value": v} for n, v in area.geocodes],
         "affected": affected_json(match),
-        "area_description": draft.area.description,
+        "area_description": area.description,
         "infos": [
             {"language": i.language, "event": i.event, "headline": i.headline, "description": i.description,
              "instruction": i.instruction, "sender_name": i.sender_name, "web": i.web}
@@ -213,23 +231,65 @@ def draft_to_json(draft: WarningDraft, match: Any | None) -> dict[str, Any]:
         "source_format": draft.source_format,
         "extra": _jsonable(draft.extra),
     }
+    if len(draft.areas) > 1:
+        out["areas"] = [_block_json(b) for b in draft.areas]
+    if draft.area_problems:
+        out["area_problems"] = list(draft.area_problems)
+    return out
 
 
 def skipped_to_json(skipped: Skipped) -> dict[str, Any]:
-    return {"reason": skipped.reason, "identifier": skipped.identifier}
+    out: dict[str, Any] = {"reason": skipped.reason, "identifier": skipped.identifier}
+    if skipped.msg_type:
+        out["msg_type"] = skipped.msg_type
+        out["sender"] = skipped.sender
+        out["references"] = [{"sender": r.sender, "identifier": r.identifier, "sent": iso(r.sent)}
+                             for r in skipped.references]
+        if skipped.note:
+            out["note"] = skipped.note
+    return out
+
+
+def needs_reference(draft: WarningDraft) -> bool:
+    """An Update whose own content names no hazard: what it is comes only from the warning it references,
+    so it is not a warning on its own (intake carries the referenced content over and flags it)."""
+    return draft.hazard is None and draft.msg_type._value_ == "update"
+
+
+def update_without_hazard(draft: WarningDraft) -> Skipped:
+    what = "没有 <info>" if not draft.infos else "内容未指明灾种"
+    what_en = "carries no <info>" if not draft.infos else "names no hazard"
+    return Skipped(reason=f"更新消息{what}，须与所引用的预警匹配后才有内容 / an Update that {what_en}: its content "
+                          f"comes from the warning it references ({len(draft.references)} reference(s))",
+                   identifier=draft.identifier, msg_type="update", sender=draft.sender,
+                   references=tuple(draft.references))
 
 
 def result_to_json(result: ParseResult, matcher: Any | None = None) -> dict[str, Any]:
-    """The whole ``jiaoying normalize`` document; ``matcher(target) -> MatchResult`` targets each warning."""
+    """The whole ``jiaoying normalize`` document; ``matcher(target) -> MatchResult`` targets each warning.
+
+    With a matcher, each area block is also checked as a geometry (``warning.area.screen``): a block
+    that cannot be an area is left out and said in the warning's ``area_problems``.
+    """
     warnings = []
+    skipped = [skipped_to_json(s) for s in result.skipped]
     for draft in result.warnings:
+        if needs_reference(draft):
+            skipped.append(skipped_to_json(update_without_hazard(draft)))
+            continue
         match = None
-        if matcher is not None and not draft.area.empty:
-            target = area_to_target(draft.area)
-            if target is not None:
-                match = matcher(target)
+        if matcher is not None:
+            from warning.area import screen
+
+            screen(draft)
+            try:
+                target = area_to_target(draft.areas) if draft.areas else None
+                if target is not None:
+                    match = matcher(target)
+            except Exception as exc:  # noqa: BLE001 - one warning's geometry must not cost the others
+                draft.area_problems.append(f"无法确定受影响区域 / targeting failed: {type(exc).__name__}: {exc}"[:300])
         warnings.append(draft_to_json(draft, match))
-    out: dict[str, Any] = {"warnings": warnings, "skipped": [skipped_to_json(s) for s in result.skipped]}
+    out: dict[str, Any] = {"warnings": warnings, "skipped": skipped}
     if result.links:
         out["links"] = list(result.links)
     return out

@@ -237,13 +237,9 @@ def process_item(
         outcome.state, outcome.reason = item.state, item.reason
         return outcome
 
-    bad_geometry = [
-        f"{d.identifier}: {p}" for d in result.warnings for p in area_mod.problems(d.area)
-    ]
-    if bad_geometry:
-        quarantine(session, item, feed=feed, reason="invalid_geometry", detail="; ".join(bad_geometry), now=now)
-        outcome.state, outcome.reason = item.state, item.reason
-        return outcome
+    # One bad area block costs only itself: it is left out, said on the warning, and the warning flagged.
+    for d in result.warnings:
+        area_mod.screen(d)
 
     try:
         with session.begin_nested():
@@ -260,12 +256,15 @@ def process_item(
         outcome = IngestOutcome(item.id, item.state, reason=item.reason)
         return outcome
 
+    answers = [s for s in result.skipped if s.msg_type in ("ack", "error")]
+    if answers:
+        record_answers(session, answers, item=item, now=now, actor=actor)
     item.state = FeedItemState.PROCESSED.value
     item.reason = None
     item.detail = None
     item.processed_at = now
     item.warnings_count = len(outcome.created)
-    item.skipped = [{"reason": s.reason, "identifier": s.identifier} for s in result.skipped]
+    item.skipped = [_skipped_json(s) for s in result.skipped]
     outcome.skipped = list(item.skipped)
     outcome.links = [str(u) for u in getattr(result, "links", None) or []]
     outcome.state = item.state
@@ -315,17 +314,22 @@ def _known(w: Warning) -> versions.Known:
 
 def warning_from_draft(draft: WarningDraft, *, now: dt.datetime, affected: dict[str, Any]) -> Warning:
     infos = [dataclasses.asdict(i) for i in draft.infos]
+    area = draft.area
+    extra = _jsonable(draft.extra)
+    if draft.area_problems:
+        extra["area_problems"] = list(draft.area_problems)
     return Warning(
         sender=draft.sender[:255], identifier=draft.identifier[:255], msg_type=draft.msg_type.value,
-        status=draft.status.value, drill=draft.status.value == "exercise", hazard=draft.hazard.value,
+        status=draft.status.value, drill=draft.status.value == "exercise",
+        hazard=draft.hazard.value if draft.hazard is not None else None,
         event=(draft.event or None) and draft.event[:200], level=draft.level.value if draft.level else None,
         severity=draft.severity, urgency=draft.urgency, certainty=draft.certainty, sent=draft.sent,
         effective=draft.effective, onset=draft.onset, expires=draft.expires, headline=draft.headline,
-        infos=infos, area_description=draft.area.description, area_geojson=area_mod.to_geojson(draft.area),
-        area_spec=area_mod.to_dict(draft.area),
-        geocodes=[{"name": n, "value": v} for n, v in draft.area.geocodes],
+        infos=infos, area_description=area.description, area_geojson=area_mod.to_geojson(area),
+        area_spec=area_mod.to_dict(area, draft.areas),
+        geocodes=[{"name": n, "value": v} for n, v in area.geocodes],
         references=[{"sender": r.sender, "identifier": r.identifier, "sent": _iso(r.sent)} for r in draft.references],
-        parameters={k: list(v) for k, v in draft.parameters.items()}, extra=_jsonable(draft.extra),
+        parameters={k: list(v) for k, v in draft.parameters.items()}, extra=extra,
         source_format=draft.source_format, affected=affected, state=WarningState.HELD.value, version=1,
         received_at=now, updated_at=now,
     )
@@ -357,7 +361,7 @@ def apply_draft(
         _record_duplicate(session, existing, item=item, now=now, actor=actor)
         placed.duplicates.append(existing.id)
         return placed
-    affected = (targeter or geo_targeter)(session, draft.area)
+    affected = (targeter or geo_targeter)(session, draft.areas)
     w = warning_from_draft(draft, now=now, affected=affected)
     w.feed_id = feed.id if feed else None
     w.feed_item_id = item.id if item else None
@@ -379,8 +383,53 @@ def apply_draft(
            payload={"sender": w.sender, "identifier": w.identifier, "msg_type": w.msg_type, "status": w.status,
                     "hazard": w.hazard, "level": w.level, "feed_item_id": w.feed_item_id, "entered_by": entered_by,
                     "affected": {k: len(v) for k, v in affected.items() if isinstance(v, list)}})
+    if draft.area_problems:
+        flag(session, w, "area_invalid", now=now, actor=actor, detail={"problems": draft.area_problems})
     _place(session, w, now=now, listeners=listeners, policy=policy, actor=actor, placed=placed)
     return placed
+
+
+def flag(session: Session, w: Warning, reason: str, *, now: dt.datetime, actor: str = "system",
+         detail: dict[str, Any] | None = None) -> None:
+    """Put a warning in front of the duty officer, with why (several reasons accumulate)."""
+    reasons = [r for r in (w.flag_reason or "").split(",") if r]
+    if reason not in reasons:
+        reasons.append(reason)
+    w.flag_reason = ",".join(reasons)[:80]
+    w.flagged_at = w.flagged_at or now
+    w.updated_at = now
+    record(session, now=now, action="warning.flagged", entity_type="warning", entity_id=w.id, actor=actor,
+           payload={"reason": reason, **(detail or {})})
+
+
+def _skipped_json(s: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"reason": s.reason, "identifier": s.identifier}
+    if s.msg_type:
+        out.update(msg_type=s.msg_type, sender=s.sender,
+                   references=[{"sender": r.sender, "identifier": r.identifier, "sent": _iso(r.sent)}
+                               for r in s.references])
+    return out
+
+
+def record_answers(session: Session, answers: Sequence[Any], *, item: FeedItem | None, now: dt.datetime,
+                   actor: str) -> None:
+    """CAP Ack and Error messages, recorded against the warnings they name (the event log of each), or
+    against the feed item when they name none that is known — never dropped."""
+    for a in answers:
+        payload = {"msg_type": a.msg_type, "sender": a.sender, "identifier": a.identifier, "note": a.note,
+                   "feed_item_id": item.id if item else None}
+        matched = False
+        for r in a.references:
+            ref = _by_key(session, r.sender, r.identifier)
+            if ref is None:
+                continue
+            matched = True
+            record(session, now=now, action=f"warning.{a.msg_type}_received", entity_type="warning",
+                   entity_id=ref.id, actor=actor, payload=payload)
+        if not matched:
+            record(session, now=now, action=f"feed_item.{a.msg_type}_unmatched", entity_type="feed_item",
+                   entity_id=item.id if item else None, actor=actor,
+                   payload={**payload, "references": [[r.sender, r.identifier] for r in a.references]})
 
 
 def _by_key(session: Session, sender: str, identifier: str) -> Warning | None:
@@ -435,6 +484,8 @@ def _place(
     decision = versions.decide(w.msg_type, w.sent, [_known(r) for r in referenced],
                                [_known(r) for r in thread_rows if r.id != w.id], [_known(r) for r in later])
     head = session.get(Warning, decision.head.id) if decision.head else None
+    if head is not None and w.hazard is None:
+        _carry_over(session, w, head, now=now, actor=actor)
     expired = versions.is_expired(w.expires, now)
     was_held = w.held_since is not None
 
@@ -499,6 +550,36 @@ def _place(
     for waiting in sorted(_referencing(session, w, held=True), key=lambda r: (r.sent, r.id)):
         if waiting.state == WarningState.HELD.value:
             _place(session, waiting, now=now, listeners=listeners, policy=policy, actor=actor, placed=placed)
+
+
+# What an Update that carried no <info> takes from the version it replaces: everything it would have said.
+_CARRIED = ("level", "event", "headline", "infos", "severity", "urgency", "certainty", "effective", "onset",
+            "expires", "area_description", "area_geojson", "area_spec", "geocodes", "parameters", "affected")
+
+
+def _carry_over(session: Session, w: Warning, head: Warning, *, now: dt.datetime, actor: str) -> None:
+    """A Cancel or Update whose own content named no hazard takes it from the warning it references.
+
+    A Cancel keeps its own (empty) texts but shows what it cancels (level, event, headline, areas). An
+    Update with no ``<info>`` is the same warning re-sent without content: it carries the referenced
+    version's content over, and is flagged so that the duty officer checks with the issuer.
+    """
+    w.hazard = head.hazard
+    no_info = not w.infos
+    if w.msg_type == "update" and no_info:
+        for name in _CARRIED:
+            setattr(w, name, getattr(head, name))
+        flag(session, w, "update_without_info", now=now, actor=actor,
+             detail={"carried_from": head.id, "identifier": head.identifier})
+    else:
+        w.level = w.level or head.level
+        w.event = w.event or head.event
+        w.headline = w.headline or head.headline
+        if no_info:
+            w.affected = head.affected
+            w.area_description = w.area_description or head.area_description
+    record(session, now=now, action="warning.hazard_from_reference", entity_type="warning", entity_id=w.id,
+           actor=actor, payload={"hazard": w.hazard, "level": w.level, "from_warning": head.id})
 
 
 _CHANGE_ACTIONS = {
@@ -572,22 +653,22 @@ def flag_overdue_holds(
     """
     listeners = tuple(listeners)
     rows = session.execute(
-        select(Warning).where(Warning.state == WarningState.HELD.value, Warning.flagged_at.is_(None),
+        select(Warning).where(Warning.state == WarningState.HELD.value,
                               Warning.held_until.is_not(None), Warning.held_until <= now)
         .order_by(Warning.sent, Warning.id).with_for_update()
     ).scalars().all()
     flagged: list[int] = []
     for w in rows:
-        w.flagged_at = now
-        w.flag_reason = "reference_unresolved"
-        w.updated_at = now
+        # Flagged once: the deadline is cleared, so the next sweep does not take the row again.
+        w.held_until = None
+        flag(session, w, "reference_unresolved", now=now)
         flagged.append(w.id)
-        promote = w.msg_type != "cancel"
+        # What the message names no hazard of its own (no <info>) can only wait for its Alert.
+        promote = w.msg_type != "cancel" and w.hazard is not None
         record(session, now=now, action="warning.held_flagged", entity_type="warning", entity_id=w.id,
                actor="system", payload={"msg_type": w.msg_type, "references": w.references,
                                         "held_since": _iso(w.held_since), "promoted": promote})
         if promote:
-            w.held_until = None
             w.thread_id = w.id
             if versions.is_expired(w.expires, now):
                 w.state = WarningState.EXPIRED.value
@@ -665,9 +746,9 @@ def enter_manual(
         infos=[InfoText(language="zh-CN", event=data.event, headline=data.headline,
                         description=data.description or None, instruction=data.instruction or None,
                         sender_name=data.source)],
-        area=AreaSpec(description=data.area_description or None,
-                      polygons=[list(map(tuple, data.polygon))] if data.polygon else [],
-                      geocodes=[("GB", c) for c in data.area_codes]),
+        areas=[AreaSpec(description=data.area_description or None,
+                        polygons=[list(map(tuple, data.polygon))] if data.polygon else [],
+                        geocodes=[("GB", c) for c in data.area_codes])],
         source_format="manual",
         extra={"channel": data.channel, "received_from": data.received_from, "source": data.source},
     )

@@ -16,21 +16,22 @@ from warning.draft import AreaSpec
 
 log = logging.getLogger("jiaoying.warning")
 
-Targeter = Callable[[Session, AreaSpec], dict[str, Any]]
+Targeter = Callable[[Session, list[AreaSpec]], dict[str, Any]]
 
 
 def empty_affected() -> dict[str, Any]:
     return {"villages": [], "townships": [], "sites": []}
 
 
-def geo_targeter(session: Session, spec: AreaSpec) -> dict[str, Any]:
-    if spec.empty:
+def geo_targeter(session: Session, areas: list[AreaSpec]) -> dict[str, Any]:
+    """The affected villages, townships and sites of a warning's area blocks (each judged on its own)."""
+    if all(a.empty for a in areas):
         return empty_affected()
     try:
         from geo.region import region_index
         from warning.normalize import affected_json, area_to_target
 
-        target = area_to_target(spec)
+        target = area_to_target(areas)
         if target is None:
             return empty_affected()
         out = affected_json(region_index(session).match(target))

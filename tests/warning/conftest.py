@@ -16,7 +16,7 @@ from warning.models import Feed
 UTC = dt.UTC
 
 
-def no_targets(_session: Session, _spec: AreaSpec) -> dict[str, Any]:
+def no_targets(_session: Session, _areas: list[AreaSpec]) -> dict[str, Any]:
     return {"villages": [], "townships": [], "sites": []}
 
 
@@ -37,7 +37,7 @@ def draft(identifier: str, msg_type: str = "alert", *, sent: dt.datetime, refs: 
         hazard=Hazard.WEATHER, event="暴雨", level=level, expires=expires,
         references=[Reference(sender, r, sent - dt.timedelta(hours=1)) for r in refs],
         infos=[InfoText(language="zh-CN", event="暴雨", headline=f"暴雨预警 {identifier}", description="测试")],
-        area=area or AreaSpec(description="城区", geocodes=[("GB", "140502000000")]), source_format="cap",
+        areas=[area or AreaSpec(description="城区", geocodes=[("GB", "140502000000")])], source_format="cap",
     )
 
 

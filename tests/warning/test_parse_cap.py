@@ -167,11 +167,14 @@ def test_ack_is_skipped_and_missing_identifier_is_an_error() -> None:
     assert e.value.reason == "missing_field"
 
 
-def test_invalid_polygon_is_a_parse_error() -> None:
+def test_invalid_polygon_costs_only_its_area_block() -> None:
     bad = zh_cap().replace("35.45,112.78 35.45,112.90 35.58,112.90 35.58,112.78 35.45,112.78", "35.45,112.78 95,1")
-    with pytest.raises(ParseError) as e:
-        cap(bad.encode(), CTX)
-    assert e.value.reason == "invalid_geometry"
+    (w,) = cap(bad.encode(), CTX).warnings
+    (problem,) = w.area_problems
+    assert "城区" in problem and "invalid_geometry" in problem and "polygon" in problem
+    # The zh block (polygon, circle, code) is out; the en block (its code) still stands, and so does the warning.
+    assert [b.description for b in w.areas] == ["Chengqu"] and not w.area.polygons and not w.area.circles
+    assert w.hazard is Hazard.WEATHER and w.level is Level.ORANGE
 
 
 @pytest.mark.parametrize("text", [

@@ -26,7 +26,7 @@ def _ingest(db: Session, feed, body: bytes, now: dt.datetime, wh, **kw):  # type
 
 
 def _cap_samples(data_dir: Path) -> list[Path]:
-    return sorted(p for p in (data_dir / "samples" / "cap").iterdir() if p.suffix != ".xsd")
+    return sorted(p for p in (data_dir / "samples" / "cap").rglob("*") if p.is_file() and p.suffix not in (".xsd", ".md"))
 
 
 def test_every_cap_sample_is_stored_then_processed_and_recognized_again(
@@ -106,8 +106,7 @@ def test_hostile_and_broken_payloads_are_quarantined_and_the_feed_goes_on(
 ) -> None:
     feed = wh.make_feed(db, now)
     gbk = wh.cap_xml("GBK-1").decode().replace('encoding="UTF-8"', 'encoding="UTF-8"').encode("gbk")
-    bad = {**HOSTILE, "wrong_encoding": gbk, "not_xml": b"<alert><unclosed></alert>",
-           "bad_geometry": wh.cap_xml("GEO-1", polygon="95,112 96,113 97,112 95,112")}
+    bad = {**HOSTILE, "wrong_encoding": gbk, "not_xml": b"<alert><unclosed></alert>"}
     tracemalloc.start()
     outcomes = {name: _ingest(db, feed, body, now, wh) for name, body in bad.items()}
     _current, peak = tracemalloc.get_traced_memory()
@@ -119,12 +118,28 @@ def test_hostile_and_broken_payloads_are_quarantined_and_the_feed_goes_on(
         assert item.body == bad[name]  # kept verbatim as evidence
         assert b"root:" not in (item.detail or "").encode()  # no local file was read into the record
     assert outcomes["xxe_file"].reason == "hostile_xml" and outcomes["billion_laughs"].reason == "hostile_xml"
-    assert outcomes["bad_geometry"].reason in ("invalid_geometry", "bad_polygon", "bad_coordinates") or \
-        "geometry" in (outcomes["bad_geometry"].reason or "") or "polygon" in (outcomes["bad_geometry"].reason or "")
     assert not db.execute(select(Warning)).scalars().all()
     assert {i.id for i in service.quarantined_items(db)} == {o.item_id for o in outcomes.values()}
     good = _ingest(db, feed, wh.cap_xml("OK-1"), now, wh)
     assert good.state == "processed" and good.created
+    db.commit()
+
+
+def test_a_bad_area_block_is_left_out_flagged_and_the_warning_kept(
+    db: Session, now: dt.datetime, wh  # type: ignore[no-untyped-def]
+) -> None:
+    """Latitude 95 cannot be: that <area> is reported, the warning and its other areas go on."""
+    feed = wh.make_feed(db, now)
+    body = wh.cap_xml("GEO-1", polygon="95,112 96,113 97,112 95,112")
+    out = _ingest(db, feed, body, now, wh)
+    item = db.get(FeedItem, out.item_id)
+    assert item is not None and item.state == "processed" and item.body == body
+    (w,) = [db.get(Warning, i) for i in out.created]
+    assert w is not None and w.state == "active" and w.flag_reason == "area_invalid" and w.flagged_at == now
+    (problem,) = w.extra["area_problems"]
+    assert "区域 1" in problem and "invalid_geometry" in problem
+    # The broken block is out (the payload's only one, so no area is left); the warning, its texts and level are not.
+    assert not w.area_spec["polygons"] and not w.geocodes and w.headline and w.level == "yellow"
     db.commit()
 
 

@@ -10,11 +10,15 @@ Accepted payloads:
 - CAP-as-JSON (the MeteoAlarm API shape ``{"warnings": [{"alert": {...}}]}``, or one alert object).
 
 Each ``<alert>`` gives one ``WarningDraft``; all ``<info>`` blocks are kept (zh-CN first, then the
-source order) and their areas merged. Chinese admin codes (6/9/12 digits) in any geocode are
+source order) and every ``<area>`` is kept as its own block (a block another language repeats is read
+once). A block whose geometry cannot be read is left out and said in ``area_problems``; the message
+goes on. A circle of radius 0 is a point. Chinese admin codes (6/9/12 digits) in any geocode are
 zero-padded to 12 digits. Identifiers (GB/T 35965.1 style included) and XML signatures are kept
 verbatim (``extra["signature"]``: every ``<Signature>`` of the alert in order, whitespace included).
-``Ack``/``Error`` messages, and alerts about none of the five hazards (an AMBER child-abduction
-alert, a news item), are skipped with the reason.
+The hazard comes from what the event is (``warning.hazards``), the category only as a fallback. A
+Cancel, or an Update, with no ``<info>`` is a draft with no hazard or level of its own (intake takes
+them from what it references). ``Ack``/``Error`` messages are skipped with their references, and
+alerts about none of the five hazards (an AMBER child-abduction alert, a news item) with the reason.
 
 ``ctx.config`` keys: ``default_hazard`` (the feed's default hazard, used when the event text and CAP
 category name none of the five).
@@ -30,6 +34,7 @@ from typing import Any
 from lxml import etree
 
 from warning.draft import (
+    MAX_RADIUS_KM,
     AreaSpec,
     Hazard,
     InfoText,
@@ -45,11 +50,10 @@ from warning.feeds.common import (
     ParserContext,
     check_lat_lon,
     china_admin_code,
-    hazard_from_category,
-    hazard_from_text,
     load_json,
     parse_time,
 )
+from warning.hazards import hazard_from_category, hazard_from_codes, hazard_from_text
 from warning.levels import level_from_text, level_of, max_level
 from warning.xmlsafe import LOCAL_NAMES, local, parse_xml, utf8_of
 
@@ -237,16 +241,21 @@ def _three_distinct(ring: list[tuple[float, float]]) -> bool:
 
 
 def _circle(text: str) -> tuple[float, float, float]:
+    """(lat, lon, radius_km); a radius of 0 is the point itself (earthquake agencies send epicentres so)."""
     parts = text.split()
     if len(parts) != 2:
-        raise ParseError("invalid_geometry", f"circle {text!r:.40}")
+        raise ParseError("invalid_geometry",
+                         f"圆形格式应为“纬度,经度 半径” / circle must be 'lat,lon radius': {text!r:.40}")
     lat, lon = _coord(parts[0], "circle")
     try:
         radius = float(parts[1])
     except ValueError:
-        raise ParseError("invalid_geometry", f"circle radius {text!r:.40}") from None
-    if not radius >= 0:
-        raise ParseError("invalid_geometry", f"circle radius {text!r:.40}")
+        raise ParseError("invalid_geometry",
+                         f"圆形半径不是数字 / circle radius is not a number: {text!r:.40}") from None
+    if not 0 <= radius <= MAX_RADIUS_KM:  # NaN fails both
+        raise ParseError("invalid_geometry",
+                         f"圆形半径超出 0–{MAX_RADIUS_KM:g} 公里 / circle radius out of 0–{MAX_RADIUS_KM:g} km: "
+                         f"{text!r:.40}")
     return lat, lon, radius
 
 
@@ -297,8 +306,96 @@ _hazard_of_events = functools.lru_cache(maxsize=4096)(hazard_from_text)
 _level_of_event = functools.lru_cache(maxsize=4096)(level_from_text)
 
 
+def _area_blocks(infos: list[dict[str, Any]], problems: list[str]) -> list[AreaSpec]:
+    """Every ``<area>`` of every ``<info>`` as its own block; a block another language's ``<info>``
+    repeats (same shapes and codes) is read once. A block whose geometry cannot be read is left out
+    and said in ``problems``; the other blocks, and the message, go on."""
+    blocks: list[AreaSpec] = []
+    seen: set[tuple[Any, ...]] = set()
+    n = 0
+    for info in infos:
+        for a in info.get("area") or ():
+            # An empty <polygon/> or <circle/> (NWS indexes send them) says nothing.
+            polys = tuple(p for p in a.get("polygon") or () if p.strip())
+            circs = tuple(c for c in a.get("circle") or () if c.strip())
+            codes = tuple((name, value) for name, value in a.get("geocode") or () if value)
+            key = (polys, circs, codes) if (polys or circs or codes) else ("desc", a.get("areaDesc"))
+            if key in seen:
+                continue
+            seen.add(key)
+            n += 1
+            desc = a.get("areaDesc") or None
+            block = AreaSpec(description=desc, number=n)
+            try:
+                for p in polys:
+                    ring = _polygon(p)
+                    if ring not in block.polygons:
+                        block.polygons.append(ring)
+                for c in circs:
+                    lat, lon, radius = _circle(c)
+                    target = block.circles if radius > 0 else block.points
+                    if (lat, lon, radius) not in target:
+                        target.append((lat, lon, radius))
+            except ParseError as exc:
+                problems.append(f"{block.label}: {exc.detail} [{exc.reason}]")
+                continue
+            for name, value in codes:
+                code = (name, china_admin_code(value) or value)
+                if code not in block.geocodes:
+                    block.geocodes.append(code)
+            blocks.append(block)
+    if len(blocks) > 1:
+        blocks = _without_coarse_repeats(blocks)
+    return blocks
+
+
+def _without_coarse_repeats(blocks: list[AreaSpec]) -> list[AreaSpec]:
+    """Fold a geocode-only block whose codes all stand in a block with a polygon or circle into that block.
+
+    Bilingual alerts sometimes draw the area in one language's ``<info>`` and give only its code in the
+    other: the code-only block is the same area said coarsely, and must not widen the target to the
+    whole coded division (it would, judged as a block of its own).
+    """
+    drawn = [b for b in blocks if b.polygons or b.circles or b.points]
+    if not drawn:
+        return blocks
+    values = {v for b in drawn for _n, v in b.geocodes}
+    out: list[AreaSpec] = []
+    for b in blocks:
+        if b.has_geometry or not b.geocodes or not all(v in values for _n, v in b.geocodes):
+            out.append(b)
+            continue
+        home = next(d for d in drawn if any(v in {x for _m, x in d.geocodes} for _n, v in b.geocodes))
+        home.geocodes.extend(g for g in b.geocodes if g not in home.geocodes)
+        if b.description and home.description and b.description not in home.description:
+            home.description = f"{home.description} / {b.description}"
+    return out
+
+
+def _hazard(infos: list[dict[str, Any]], categories: list[str], ctx: ParserContext) -> Hazard | None:
+    """What the event is first, the category last (``warning.hazards``)."""
+    hazard = _hazard_of_events(*(i.get("event") for i in infos))
+    if hazard is None:
+        hazard = hazard_from_codes(p for i in infos for p in i.get("eventCode") or ())
+    if hazard is None:
+        hazard = hazard_from_text(*(i.get("headline") for i in infos))
+    if hazard is None:
+        hazard = hazard_from_category(categories)
+    if hazard is None and ctx.config.get("default_hazard"):
+        hazard = Hazard(ctx.config["default_hazard"])
+    return hazard
+
+
 def draft_from_alert(alert: dict[str, Any], ctx: ParserContext, source_format: str = "cap") -> WarningDraft | Skipped:
-    """One CAP alert (as plain dicts, from XML or JSON) → a draft, or why it is not a hazard warning."""
+    """One CAP alert (as plain dicts, from XML or JSON) → a draft, or why it is not a hazard warning.
+
+    A Cancel needs no ``<info>`` (CAP makes it optional, and real Cancels carry none): it is a draft with
+    ``hazard`` and ``level`` None, which cancels what it references. The same holds for a Cancel whose
+    texts name none of the five hazards: what it cancels says what it was. An Update without ``<info>``
+    is a draft with ``hazard`` None too; intake carries the referenced warning's content over and flags
+    it. Ack and Error messages are not warnings: they are skipped with their references, for intake to
+    record against the warnings they name.
+    """
     identifier = (alert.get("identifier") or "").strip()
     sender = (alert.get("sender") or "").strip()
     if identifier in _PLACEHOLDERS or sender in _PLACEHOLDERS:
@@ -309,24 +406,23 @@ def draft_from_alert(alert: dict[str, Any], ctx: ParserContext, source_format: s
     seen_times = {raw_sent: sent} if type(raw_sent) is str else {}
     raw_type = (alert.get("msgType") or "").strip().lower()
     if raw_type in ("ack", "error"):
-        return Skipped(reason=f"不是预警：CAP {raw_type} 消息 / not a hazard warning: CAP {raw_type} message",
-                       identifier=identifier)
+        refs = tuple(_references(alert.get("references")))
+        return Skipped(reason=f"不是预警：CAP {raw_type} 消息，涉及 {len(refs)} 条消息 / not a hazard warning: "
+                              f"CAP {raw_type} message about {len(refs)} message(s)",
+                       identifier=identifier, msg_type=raw_type, sender=sender, references=refs,
+                       note=(alert.get("note") or None))
     msg_type = _MSG_TYPES.get(raw_type)
     if msg_type is None:
         raise ParseError("bad_field", f"msgType={alert.get('msgType')!r:.30}")
     status = _STATUSES.get((alert.get("status") or "").strip().lower())
     if status is None:
         raise ParseError("bad_field", f"status={alert.get('status')!r:.30}")
+    references = _references(alert.get("references"))
 
     infos = alert.get("info") or []
     if len(infos) > 1:
         infos = sorted(infos, key=_lang_key)
     texts: list[InfoText] = []
-    area = AreaSpec()
-    polygons, circles, geocodes = area.polygons, area.circles, area.geocodes
-    area_descs: list[str] = []
-    seen_geocodes: set[tuple[str, str]] = set()
-    seen_shapes: set[str] = set()
     parameters: dict[str, list[str]] = {}
     categories: list[str] = []
     colour_levels = []
@@ -353,50 +449,20 @@ def draft_from_alert(alert: dict[str, Any], ctx: ParserContext, source_format: s
         else:
             how = "colour"
         (colour_levels if how == "colour" else table_levels).append(lvl)
-        for a in get("area") or ():
-            desc = a.get("areaDesc")
-            if desc and desc not in area_descs:
-                area_descs.append(desc)
-            for p in a.get("polygon") or ():
-                # Each language's <info> usually repeats the same areas: a text already read is skipped.
-                # An empty <polygon/> (NWS indexes send them) says nothing.
-                if p in seen_shapes or not p.strip():
-                    continue
-                seen_shapes.add(p)
-                ring = _polygon(p)
-                if ring not in polygons:
-                    polygons.append(ring)
-            for c in a.get("circle") or ():
-                if c in seen_shapes or not c.strip():
-                    continue
-                seen_shapes.add(c)
-                circ = _circle(c)
-                if circ not in circles:
-                    circles.append(circ)
-            for name, value in a.get("geocode") or ():
-                code = (name, china_admin_code(value) or value)
-                if value and code not in seen_geocodes:  # a set: NWS areas list dozens of codes
-                    seen_geocodes.add(code)
-                    geocodes.append(code)
-    area.description = "; ".join(area_descs) or None
+    area_problems: list[str] = []
+    areas = _area_blocks(infos, area_problems)
 
     first = infos[0] if infos else {}
-    hazard = _hazard_of_events(*(i.get("event") for i in infos)) or hazard_from_category(categories)
-    if hazard is None:
-        hazard = hazard_from_text(*(i.get("headline") for i in infos))
-    if hazard is None and ctx.config.get("default_hazard"):
-        hazard = Hazard(ctx.config["default_hazard"])
-    if hazard is None:
+    hazard = _hazard(infos, categories, ctx) if infos else None
+    if hazard is None and not (msg_type is MsgType.CANCEL or (msg_type is MsgType.UPDATE and not infos)):
         what = first.get("event") or "?"
         return Skipped(
             reason=f"不是灾害预警：事件“{what}”（类别 {', '.join(categories) or '无'}）/ "
                    f"not a hazard warning: event {what!r} (category {', '.join(categories) or 'none'})",
             identifier=identifier,
         )
-    # A colour the source gave beats any table level.
-    level = max_level(colour_levels) or max_level(table_levels)
-    if level is None:  # an alert without <info>: the table's floor for an unknown severity
-        level = level_of((), (), None, None, None)[0]
+    # A colour the source gave beats any table level; a message with no <info> has no level of its own.
+    level = (max_level(colour_levels) or max_level(table_levels)) if infos else None
 
     extra: dict[str, Any] = {}
     for key in ("scope", "source", "note", "restriction", "addresses", "incidents", "signature"):
@@ -410,7 +476,10 @@ def draft_from_alert(alert: dict[str, Any], ctx: ParserContext, source_format: s
     event_codes = [p for i in infos for p in i.get("eventCode") or ()]
     if event_codes:
         extra["event_codes"] = event_codes
-    extra["level_source"] = "colour" if colour_levels else "table"
+    if infos:
+        extra["level_source"] = "colour" if colour_levels else "table"
+    else:
+        extra["no_info"] = True
 
     effective = min(_times(infos, "effective", seen_times), default=None)
     onset = min(_times(infos, "onset", seen_times), default=None)
@@ -418,9 +487,10 @@ def draft_from_alert(alert: dict[str, Any], ctx: ParserContext, source_format: s
     return WarningDraft(
         identifier=identifier, sender=sender, sent=sent, msg_type=msg_type, status=status, hazard=hazard,
         event=first.get("event") or None, level=level, effective=effective, onset=onset, expires=expires,
-        references=_references(alert.get("references")), infos=texts, area=area,
+        references=references, infos=texts, areas=areas,
         severity=first.get("severity") or None, urgency=first.get("urgency") or None,
         certainty=first.get("certainty") or None, parameters=parameters, source_format=source_format, extra=extra,
+        area_problems=area_problems,
     )
 
 

@@ -1,4 +1,4 @@
-"""What every adapter shares: the parser context, time parsing, hazard words, distances, stable ids.
+"""What every adapter shares: the parser context, time parsing, distances, stable ids.
 
 Adapters are pure: everything they need about the region and its thresholds comes in a
 ``ParserContext``; they never read files, the clock or the network.
@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from warning.draft import Hazard, ParseError
+from warning.draft import ParseError
 
 # 城区 (晋城市, 140502): centroid of the district boundary in WGS84 (lat, lon).
 CHENGQU_CENTER: tuple[float, float] = (35.5164, 112.8430)
@@ -94,97 +94,6 @@ def parse_time(value: Any, *, field_name: str = "time", required: bool = False) 
 
 def from_epoch_ms(ms: Any) -> dt.datetime:
     return dt.datetime.fromtimestamp(float(ms) / 1000.0, tz=dt.UTC)
-
-
-# Order matters: the first hazard whose words appear wins ("暴雨诱发山洪" is a flood,
-# "地质灾害气象风险预警" a geohazard, "Fire Weather Watch" a fire).
-_HAZARD_WORDS: list[tuple[Hazard, tuple[str, ...]]] = [
-    (Hazard.EARTHQUAKE, ("地震", "earthquake", "quake", "seism", "erdbeben", "jordbävning", "séisme")),
-    (Hazard.GEOHAZARD, ("地质灾害", "滑坡", "泥石流", "崩塌", "地面塌陷", "地裂缝", "landslide", "mudslide",
-                        "debris flow", "rockfall", "rock fall", "land slip", "geohazard", "sinkhole")),
-    (Hazard.FOREST_FIRE, ("森林火险", "草原火险", "森林火灾", "草原火灾", "火灾", "火险", "山火", "林火",
-                          "bushfire", "bush fire", "wildfire", "grassfire", "grass fire", "forest fire", "fire",
-                          "red flag", "waldbrand")),
-    (Hazard.FLOOD, ("山洪", "洪水", "内涝", "渍涝", "洪涝", "溃坝", "水位", "汛", "flood", "tsunami", "海啸",
-                    "inundation", "high water", "hochwasser", "översvämning", "inondation", "dam failure")),
-    (Hazard.WEATHER, ("暴雨", "大风", "暴雪", "寒潮", "台风", "高温", "干旱", "冰雹", "雷电", "雷雨", "大雾", "霾",
-                      "道路结冰", "霜冻", "沙尘", "低温", "降温", "强对流", "干热风", "气象", "天气", "降雪", "降雨",
-                      "thunderstorm", "storm", "rainfall", "snowfall", "gale", "gust",
-                       "wind", "rain", "snow", "blizzard", "winter", "heat", "cold",
-                      "freeze", "frost", "fog", "hail", "tornado", "cyclone", "hurricane", "typhoon", "dust", "ice",
-                      "lightning", "weather", "drought", "sturm", "gewitter", "regen", "schnee", "glätte", "frost",
-                      "orage", "météo", "vent", "neige", "pluie", "vind", "snö", "regn", "åska", "oväder")),
-]
-def _split(words: tuple[str, ...]) -> tuple[tuple[str, ...], frozenset[str], tuple[str, ...]]:
-    """(Chinese words, single ASCII words, ASCII phrases) — each matched its own fast way."""
-    zh = tuple(w for w in words if not w.isascii())
-    single = frozenset(w for w in words if w.isascii() and " " not in w)
-    phrases = tuple(f" {w} " for w in words if w.isascii() and " " in w)
-    return zh, single, phrases
-
-
-def _any_of(words: tuple[str, ...]) -> re.Pattern[str] | None:
-    """One search for "any of these substrings" (None for none), instead of a substring test per word."""
-    return re.compile("|".join(map(re.escape, words))) if words else None
-
-
-_HAZARD_SETS = [(h, *_split(words)) for h, words in _HAZARD_WORDS]
-# The same as _HAZARD_SETS with the Chinese words and the phrases each as one compiled search.
-_HAZARD_MATCHERS = [(h, single, _any_of(zh), _any_of(phrases)) for h, zh, single, phrases in _HAZARD_SETS]
-_TOKEN = re.compile(r"\w+")
-
-
-_CATEGORY_HAZARD = {"met": Hazard.WEATHER, "fire": Hazard.FOREST_FIRE, "geo": Hazard.GEOHAZARD}
-
-
-# Each single ASCII word -> the position of the first hazard listing it: one dict lookup per token finds
-# the first hazard a whole word names; only the hazards before it then need their Chinese/phrase searches.
-_WORD_RANK: dict[str, int] = {}
-for _rank, (_h, _single, _zh, _phrases) in enumerate(_HAZARD_MATCHERS):
-    for _w in _single:
-        _WORD_RANK.setdefault(_w, _rank)
-_NO_RANK = len(_HAZARD_MATCHERS)
-
-
-def hazard_from_text(*texts: str | None) -> Hazard | None:
-    """The hazard the event text names, or None when it names none of the five.
-
-    ASCII words match whole words (a plural -s/-es allowed): "ice" is not in "police". The first
-    hazard (in ``_HAZARD_WORDS`` order) named by a word, a Chinese word or a phrase wins.
-    """
-    joined = " ".join(t for t in texts if t).lower()
-    if not joined:
-        return None
-    tokens = _TOKEN.findall(joined)
-    best = _NO_RANK
-    rank = _WORD_RANK.get
-    for t in tokens:
-        r = rank(t, best)
-        if t[-1:] == "s":
-            r = min(r, rank(t[:-1], best))
-            if t[-2:] == "es":
-                r = min(r, rank(t[:-2], best))
-        if r < best:
-            best = r
-    has_zh = not joined.isascii()  # every Chinese word is non-ASCII: pure ASCII text needs no search for them
-    padded = None
-    for hazard, _single, zh, phrases in _HAZARD_MATCHERS[:best]:
-        if has_zh and zh is not None and zh.search(joined) is not None:
-            return hazard
-        if phrases is not None:
-            if padded is None:
-                padded = " " + " ".join(tokens) + " "
-            if phrases.search(padded) is not None:
-                return hazard
-    return _HAZARD_MATCHERS[best][0] if best < _NO_RANK else None
-
-
-def hazard_from_category(categories: list[str]) -> Hazard | None:
-    for c in categories:
-        h = _CATEGORY_HAZARD.get(c.strip().lower())
-        if h is not None:
-            return h
-    return None
 
 
 EARTH_RADIUS_KM = 6371.0088

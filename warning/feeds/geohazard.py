@@ -130,7 +130,7 @@ def _zones(doc: dict[str, Any], ctx: ParserContext) -> ParseResult:
                          headline=f"Geohazard risk warning ({lvl.value})",
                          description=f"{len(names[lvl])} risk zone(s) at {lvl.value} level.", sender_name=sender),
             ],
-            area=area, source_format="geohazard",
+            areas=[area], source_format="geohazard",
             extra={"zones": names[lvl], "kinds": sorted(kinds[lvl]), "issuance": ident},
         ))
     if not by_level:

@@ -268,7 +268,7 @@ def _evaluate(s: Series, ctx: ParserContext) -> WarningDraft | str:
     return WarningDraft(
         identifier=ident, sender=s.sender, sent=t, msg_type=MsgType.ALERT, status=Status.ACTUAL, hazard=Hazard.FLOOD,
         event="洪水", level=level, effective=t, onset=t,
-        expires=t + dt.timedelta(hours=float(ctx.get("hydro_valid_hours", 12.0))), infos=[zh, en], area=area,
+        expires=t + dt.timedelta(hours=float(ctx.get("hydro_valid_hours", 12.0))), infos=[zh, en], areas=[area],
         severity={Level.RED: "Extreme", Level.ORANGE: "Severe", Level.YELLOW: "Moderate"}.get(level, "Minor"),
         urgency="Immediate", certainty="Observed", source_format="hydro",
         extra={"station": s.station, "station_name": s.name, "reading": z, "reading_time": t, "unit": s.unit,

@@ -176,7 +176,7 @@ def evaluate(ev: QuakeEvent, ctx: ParserContext) -> WarningDraft | Skipped:
         status=Status.ACTUAL, hazard=Hazard.EARTHQUAKE, event="地震", level=level,
         effective=ev.origin, onset=ev.origin, expires=ev.origin + dt.timedelta(hours=valid_h),
         infos=[zh, en],
-        area=AreaSpec(description=where, circles=[(ev.lat, ev.lon, round(radius, 3))]),
+        areas=[AreaSpec(description=where, circles=[(ev.lat, ev.lon, round(radius, 3))])],
         severity={Level.RED: "Extreme", Level.ORANGE: "Severe", Level.YELLOW: "Moderate"}.get(level, "Minor"),
         urgency="Immediate", certainty="Observed", source_format=ev.source,
         extra={
