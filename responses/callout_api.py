@@ -22,7 +22,7 @@ from responses import contacts_service as csvc
 from responses.callout_models import Answer, Callout
 from responses.callout_schemas import AnswerIn, ContactIn, ContactPatch, DutyIn
 from responses.callouts import AnswerChannel
-from responses.contacts import PhoneError, check_place, normalize_phone
+from responses.contacts import PhoneError, normalize_phone
 from responses.contacts_models import Contact, Duty
 from responses.models import ResponseRun
 
@@ -50,13 +50,13 @@ def _contact(db: DB, contact_id: int) -> Contact:
 
 
 def _duty(db: DB, d: DutyIn, now: Any) -> Duty:
-    reg = csvc.area_register(db)
-    errs = check_place(0, d.role, d.area_code, d.site_id, reg.levels if reg else None, csvc.known_sites(db))
-    if errs:
-        raise ApiError(422, "bad_duty", errs[0].message, errs[0].message_en, details=[e.as_dict() for e in errs])
-    place = d.area_code or f"site:{d.site_id}"
-    return Duty(role=d.role.value, area_code=d.area_code, site_id=d.site_id, place=place,
-                active_from=d.active_from, active_to=d.active_to, created_at=now)
+    try:
+        return csvc.new_duty(db, role=d.role, area_code=d.area_code, site_id=d.site_id, department=d.department,
+                             active_from=d.active_from, active_to=d.active_to, now=now)
+    except csvc.DutyPlaceError as exc:
+        errs = exc.errors
+        raise ApiError(422, "bad_duty", errs[0].message, errs[0].message_en,
+                       details=[e.as_dict() for e in errs]) from None
 
 
 def _duplicate_phone() -> ApiError:

@@ -15,6 +15,7 @@ class DutyIn(BaseModel):
     role: DutyRole
     area_code: str | None = Field(default=None, pattern=r"^\d{12}$")
     site_id: str | None = Field(default=None, max_length=64)
+    department: str | None = Field(default=None, max_length=80)  # department_duty: a department's name or code
     active_from: dt.datetime | None = None
     active_to: dt.datetime | None = None
 

@@ -25,6 +25,7 @@ class DutyRole(enum.StrEnum):
     TOWNSHIP_CHIEF = "township_chief"  # 镇（街道）负责人
     DISTRICT_LEADER = "district_leader"  # 区领导
     SITE_MONITOR = "site_monitor"  # 隐患点监测员
+    DEPARTMENT_DUTY = "department_duty"  # 部门值班人员: reached when a measure is ordered to the department
 
 
 ROLE_ZH = {
@@ -33,6 +34,7 @@ ROLE_ZH = {
     DutyRole.TOWNSHIP_CHIEF: "镇（街道）负责人",
     DutyRole.DISTRICT_LEADER: "区领导",
     DutyRole.SITE_MONITOR: "隐患点监测员",
+    DutyRole.DEPARTMENT_DUTY: "部门值班人员",
 }
 
 # What people write in the 职务 column, mapped to a role.
@@ -48,6 +50,8 @@ ROLE_ALIASES: dict[str, DutyRole] = {
     "街道书记": DutyRole.TOWNSHIP_CHIEF,
     "区领导": DutyRole.DISTRICT_LEADER, "区长": DutyRole.DISTRICT_LEADER, "副区长": DutyRole.DISTRICT_LEADER,
     "监测员": DutyRole.SITE_MONITOR, "隐患点监测员": DutyRole.SITE_MONITOR, "群测群防员": DutyRole.SITE_MONITOR,
+    **dict.fromkeys(("部门值班", "部门值班员", "值班员", "值班人员", "部门负责人", "部门联络员", "联络员"),
+                    DutyRole.DEPARTMENT_DUTY),
 }
 
 AREA_LEVEL_OF_ROLE = {
@@ -56,6 +60,7 @@ AREA_LEVEL_OF_ROLE = {
     DutyRole.TOWNSHIP_CHIEF: "township",
     DutyRole.DISTRICT_LEADER: "district",
     DutyRole.SITE_MONITOR: "site",
+    DutyRole.DEPARTMENT_DUTY: "department",
 }
 
 # Mainland mobile numbers: 1[3-9]x xxxx xxxx. The 12x block is never allocated to subscribers,
@@ -135,6 +140,47 @@ def active_at(start: dt.datetime | None, end: dt.datetime | None, now: dt.dateti
     return (start is None or start <= now) and (end is None or now < end)
 
 
+# ---------------------------------------------------------------------------------------------- departments
+
+# How a plan or a person lists several units in one text: "区住建局、区能源局".
+_UNIT_SEPARATORS = re.compile(r"[、，,；;/／\s]+")
+
+
+def departments_named(text: str, departments: Mapping[str, str]) -> list[str]:
+    """The department codes a unit text names, in the order it names them (the first one leads).
+
+    ``departments`` maps each department's name and code to its code. A part of the text names a
+    department when it is the code or the name, or contains the name: a plan writes "区教育局" or
+    "区公安局交警大队" where the register says 教育局 and 公安局, and the longest name contained
+    wins, so 交通运输局 is not read as some shorter name inside it. Parts that name no department
+    (各镇（街道）, a bureau not in the register) are left out.
+    """
+    names = sorted((k for k in departments if len(k) >= 2), key=len, reverse=True)
+    out: list[str] = []
+    for part in _UNIT_SEPARATORS.split(text.strip()):
+        if not part:
+            continue
+        code = departments.get(part) or next((departments[n] for n in names if n in part), None)
+        if code is not None and code not in out:
+            out.append(code)
+    return out
+
+
+def department_code(text: str, departments: Mapping[str, str]) -> str | None:
+    """The one department a duty names ("区教育局", "教育局" or "education"); None when it names none
+    or several, because a duty answers for exactly one department."""
+    found = departments_named(text, departments)
+    return found[0] if len(found) == 1 else None
+
+
+def place_of(role: DutyRole, area_code: str | None, site: str | None, department: str | None) -> str:
+    """The duty's place, which makes (person, role, place) unique: an area code, ``site:<id>`` or
+    ``dept:<code>``."""
+    if role is DutyRole.DEPARTMENT_DUTY:
+        return f"dept:{department}"
+    return area_code or f"site:{site}"
+
+
 # ---------------------------------------------------------------------------------------------- import rows
 
 COLUMN_ALIASES: dict[str, str] = {
@@ -145,6 +191,7 @@ COLUMN_ALIASES: dict[str, str] = {
     "村/社区代码": "area_code", "村社区代码": "area_code", "区域代码": "area_code", "行政区划代码": "area_code",
     "area_code": "area_code", "代码": "area_code",
     "隐患点": "site", "隐患点编号": "site", "site": "site", "site_id": "site",
+    "部门": "department", "所属部门": "department", "责任部门": "department", "department": "department",
     "双向短信": "two_way_sms", "可回复短信": "two_way_sms", "two_way_sms": "two_way_sms",
     "开始日期": "active_from", "起始日期": "active_from", "active_from": "active_from",
     "结束日期": "active_to", "截止日期": "active_to", "active_to": "active_to",
@@ -181,14 +228,19 @@ class ContactRow:
     active_from: dt.datetime | None
     active_to: dt.datetime | None
     note: str = ""
+    department: str | None = None  # the department's code, for a department duty
 
     @property
     def person_key(self) -> tuple[str, str]:
         return (self.name, self.phone)
 
     @property
+    def place(self) -> str:
+        return place_of(self.role, self.area_code, self.site, self.department)
+
+    @property
     def duty_key(self) -> tuple[str, str, str, str]:
-        return (self.name, self.phone, self.role.value, self.area_code or f"site:{self.site}")
+        return (self.name, self.phone, self.role.value, self.place)
 
 
 @dataclass
@@ -214,9 +266,9 @@ def map_header(header: Iterable[Any]) -> tuple[dict[int, str], list[RowError]]:
         for col, zh in (("name", "姓名"), ("phone", "手机"), ("role", "职务"))
         if col not in mapping.values()
     ]
-    if "area_code" not in mapping.values() and "site" not in mapping.values():
-        errors.append(RowError(1, "area_code", "缺少“村/社区代码”（或“区域代码”“隐患点”）列",
-                               "missing an area code (or site) column"))
+    if not {"area_code", "site", "department"} & set(mapping.values()):
+        errors.append(RowError(1, "area_code", "缺少“村/社区代码”（或“区域代码”“隐患点”“部门”）列",
+                               "missing an area code (or site, or department) column"))
     return mapping, errors
 
 
@@ -242,11 +294,12 @@ def _cell(value: Any) -> str:
 
 def parse_rows(records: Iterable[Mapping[str, Any]], *, known_areas: Mapping[str, str] | None,
                known_sites: set[str] | None = None, tz: dt.tzinfo = dt.UTC,
-               first_row: int = 2) -> ParsedRows:
+               first_row: int = 2, known_departments: Mapping[str, str] | None = None) -> ParsedRows:
     """Validate every row and report every problem; duplicates within the file are errors.
 
     ``known_areas`` maps area code → level (township, village, district); None skips the check
-    (no area register loaded), which the caller reports.
+    (no area register loaded), which the caller reports. ``known_departments`` maps department
+    names and codes → code; None keeps a department as written (no register to read it against).
     """
     out = ParsedRows()
     seen: dict[tuple[str, str, str, str], int] = {}
@@ -275,8 +328,11 @@ def parse_rows(records: Iterable[Mapping[str, Any]], *, known_areas: Mapping[str
                                  f"unknown role {_cell(rec.get('role'))!r}"))
         area = _cell(rec.get("area_code")) or None
         site = _cell(rec.get("site")) or None
+        dept_text = _cell(rec.get("department")) or None
+        dept = resolve_department(dept_text, known_departments)
         if role is not None:
-            errs.extend(check_place(rowno, role, area, site, known_areas, known_sites))
+            errs.extend(check_place(rowno, role, area, site, known_areas, known_sites, department=dept_text,
+                                    known_departments=known_departments))
         two_way_raw = _cell(rec.get("two_way_sms")).lower()
         two_way = False
         if two_way_raw in _TRUE:
@@ -301,7 +357,7 @@ def parse_rows(records: Iterable[Mapping[str, Any]], *, known_areas: Mapping[str
             out.errors.extend(errs)
             continue
         row = ContactRow(rowno, name, phone, backup if backup != phone else None, role, area, site, two_way,
-                         start, end, _cell(rec.get("note")))
+                         start, end, _cell(rec.get("note")), dept if role is DutyRole.DEPARTMENT_DUTY else None)
         if row.duty_key in seen:
             out.errors.append(RowError(rowno, "row", f"与第 {seen[row.duty_key]} 行重复（同一人、同一职务、同一区域）",
                                        f"duplicate of row {seen[row.duty_key]} (same person, role and area)"))
@@ -312,9 +368,35 @@ def parse_rows(records: Iterable[Mapping[str, Any]], *, known_areas: Mapping[str
     return out
 
 
+def resolve_department(text: str | None, known: Mapping[str, str] | None) -> str | None:
+    """The code a duty's department text stands for; without a register the text is kept as written."""
+    if not text:
+        return None
+    if known is None:
+        return text
+    return department_code(text, known)
+
+
 def check_place(rowno: int, role: DutyRole, area: str | None, site: str | None,
-                 known_areas: Mapping[str, str] | None, known_sites: set[str] | None) -> list[RowError]:
+                known_areas: Mapping[str, str] | None, known_sites: set[str] | None, *,
+                department: str | None = None, known_departments: Mapping[str, str] | None = None,
+                ) -> list[RowError]:
+    """Where a duty is held must fit its role: a village role a village code, a monitor a site, a
+    department duty one known department and nothing else (a department answers district-wide)."""
     want = AREA_LEVEL_OF_ROLE[role]
+    if want == "department":
+        if not department:
+            return [RowError(rowno, "department", "部门值班人员需填写“部门”", "a department duty needs a department")]
+        if resolve_department(department, known_departments) is None:
+            return [RowError(rowno, "department", f"未知部门“{department}”（不在部门列表中，或同时写了几个部门）",
+                             f"unknown department {department!r} (not in the list, or several named)")]
+        if area or site:
+            return [RowError(rowno, "area_code", "部门值班人员不填区域代码或隐患点（部门对全区负责）",
+                             "a department duty takes no area code or site (the department answers district-wide)")]
+        return []
+    if department:
+        return [RowError(rowno, "department", f"只有部门值班人员填写“部门”，{ROLE_ZH[role]}不填",
+                         f"only a department duty has a department, not a {role.value}")]
     if want == "site":
         if not site:
             return [RowError(rowno, "site", "监测员需填写“隐患点”", "a site monitor needs a site")]

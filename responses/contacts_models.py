@@ -1,8 +1,8 @@
 """Tables of responsible people (责任人) and their duties, and the imports that brought them in.
 
 A phone number belongs to one person (unique), so an SMS reply or a keypress finds its sender;
-a duty's ``place`` (an area code, or ``site:<id>``) makes "same person, same role, same place"
-unique even though area and site are each optional.
+a duty's ``place`` (an area code, ``site:<id>`` or ``dept:<code>``) makes "same person, same role,
+same place" unique even though area, site and department are each optional.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class Duty(Base):
     __table_args__ = (
         UniqueConstraint("contact_id", "role", "place", name="uq_duty_contact_role_place"),
         Index("ix_duty_role_area", "role", "area_code"),
+        Index("ix_duty_role_department", "role", "department"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -48,7 +49,8 @@ class Duty(Base):
     role: Mapped[str] = mapped_column(String(20))
     area_code: Mapped[str | None] = mapped_column(String(12))
     site_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    place: Mapped[str] = mapped_column(String(80))  # area code or "site:<id>"
+    department: Mapped[str | None] = mapped_column(String(40))  # a department's code (department_duty)
+    place: Mapped[str] = mapped_column(String(80))  # area code, "site:<id>" or "dept:<code>"
     active_from: Mapped[dt.datetime | None]
     active_to: Mapped[dt.datetime | None]
     import_id: Mapped[int | None] = mapped_column(ForeignKey("contact_import.id", ondelete="SET NULL"))

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from config.eventlog import record
 from config.tabular import TableFileError, read_csv, read_xlsx
+from config.users import Department
 from geo.models import Area, HazardSite
 from responses.contacts import (
     Coverage,
@@ -29,10 +30,13 @@ from responses.contacts import (
     RowError,
     active_at,
     area_level,
+    check_place,
     coverage,
     map_header,
     normalize_phone,
     parse_rows,
+    place_of,
+    resolve_department,
 )
 from responses.contacts_models import Contact, ContactImport, Duty
 
@@ -88,6 +92,15 @@ def known_sites(session: Session) -> set[str] | None:
     return out
 
 
+def known_departments(session: Session) -> dict[str, str]:
+    """Each department's name and code → its code: a contact list or a plan may write either."""
+    out: dict[str, str] = {}
+    for code, name in session.execute(select(Department.code, Department.name)).all():
+        out[str(code)] = str(code)
+        out[str(name)] = str(code)
+    return out
+
+
 def area_names(session: Session, codes: Iterable[str]) -> dict[str, str]:
     reg = area_register(session)
     if reg is None:
@@ -123,13 +136,14 @@ def read_table(data: bytes, filename: str) -> tuple[list[Any], list[list[Any]]]:
 
 
 def parse_file(data: bytes, filename: str, *, register: AreaRegister | None, sites: set[str] | None,
-               tz: dt.tzinfo) -> ParsedRows:
+               tz: dt.tzinfo, departments: dict[str, str] | None = None) -> ParsedRows:
     header, body = read_table(data, filename)
     mapping, header_errors = map_header(header)
     if header_errors:
         return ParsedRows([], header_errors, len(body))
     records = [{fld: (r[i] if i < len(r) else None) for i, fld in mapping.items()} for r in body]
-    return parse_rows(records, known_areas=register.levels if register else None, known_sites=sites, tz=tz)
+    return parse_rows(records, known_areas=register.levels if register else None, known_sites=sites, tz=tz,
+                      known_departments=departments)
 
 
 # ---------------------------------------------------------------------------------------------- import
@@ -159,7 +173,7 @@ def import_contacts(session: Session, *, data: bytes, filename: str, actor: str,
     register = area_register(session)
     sites = known_sites(session)
     fmt = "xlsx" if Path(filename).suffix.lower() in (".xlsx", ".xlsm") or data[:2] == b"PK" else "csv"
-    parsed = parse_file(data, filename, register=register, sites=sites, tz=tz)
+    parsed = parse_file(data, filename, register=register, sites=sites, tz=tz, departments=known_departments(session))
     report = ImportReport(None, "applied", parsed.total, len(parsed.rows), errors=parsed.errors,
                           area_check="geo" if register else "format_only")
     imp = ContactImport(filename=Path(filename).name[:300], format=fmt, sha256=hashlib.sha256(data).hexdigest(),
@@ -193,12 +207,12 @@ def import_contacts(session: Session, *, data: bytes, filename: str, actor: str,
             if changed:
                 contact.updated_at = now
                 report.contacts_updated += 1
-        place = row.area_code or f"site:{row.site}"
+        place = row.place
         if any(d.role == row.role.value and d.place == place for d in contact.duties):
             continue
-        contact.duties.append(Duty(role=row.role.value, area_code=row.area_code, site_id=row.site, place=place,
-                                   active_from=row.active_from, active_to=row.active_to, import_id=imp.id,
-                                   created_at=now))
+        contact.duties.append(Duty(role=row.role.value, area_code=row.area_code, site_id=row.site,
+                                   department=row.department, place=place, active_from=row.active_from,
+                                   active_to=row.active_to, import_id=imp.id, created_at=now))
         report.duties_added += 1
     session.flush()
     if parsed.errors:
@@ -273,9 +287,33 @@ def contact_dict(c: Contact, now: dt.datetime | None = None) -> dict[str, Any]:
         "id": c.id, "name": c.name, "phone": c.phone, "backup_phone": c.backup_phone, "two_way_sms": c.two_way_sms,
         "active": c.active, "active_from": c.active_from, "active_to": c.active_to, "demo": c.demo, "note": c.note,
         "duties": [{"id": d.id, "role": d.role, "area_code": d.area_code, "site_id": d.site_id,
-                    "active_from": d.active_from, "active_to": d.active_to,
+                    "department": d.department, "active_from": d.active_from, "active_to": d.active_to,
                     "reachable": reachable(c, d, now) if now else None} for d in c.duties],
     }
+
+
+class DutyPlaceError(ValueError):
+    """A duty entered through the API that does not fit its role; every problem is in ``errors``."""
+
+    def __init__(self, errors: list[RowError]) -> None:
+        super().__init__(errors[0].message_en)
+        self.errors = errors
+
+
+def new_duty(session: Session, *, role: DutyRole, area_code: str | None, site_id: str | None,
+             department: str | None, active_from: dt.datetime | None, active_to: dt.datetime | None,
+             now: dt.datetime) -> Duty:
+    """A duty checked as an import row is (the same rules), its department stored by code."""
+    reg = area_register(session)
+    depts = known_departments(session)
+    errs = check_place(0, role, area_code, site_id, reg.levels if reg else None, known_sites(session),
+                       department=department, known_departments=depts)
+    if errs:
+        raise DutyPlaceError(errs)
+    dept = resolve_department(department, depts) if role is DutyRole.DEPARTMENT_DUTY else None
+    return Duty(role=role.value, area_code=area_code, site_id=site_id, department=dept,
+                place=place_of(role, area_code, site_id, dept), active_from=active_from, active_to=active_to,
+                created_at=now)
 
 
 def find_by_phone(session: Session, number: str) -> Contact | None:

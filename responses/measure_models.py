@@ -54,6 +54,7 @@ class MeasureOrder(Base):
     ordered_at: Mapped[dt.datetime]
     ordered_by: Mapped[str] = mapped_column(String(120))
     acknowledged_at: Mapped[dt.datetime | None]
+    acknowledged_via: Mapped[str | None] = mapped_column(String(16))  # keypress | sms_reply | web | phone …
     started_at: Mapped[dt.datetime | None]
     carried_out_at: Mapped[dt.datetime | None]
     report: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -67,6 +68,7 @@ class MeasureOrder(Base):
     lift_reason: Mapped[str | None] = mapped_column(Text)
     lift_deadline: Mapped[dt.datetime | None]
     lift_acknowledged_at: Mapped[dt.datetime | None]
+    lift_acknowledged_via: Mapped[str | None] = mapped_column(String(16))
     lifted_at: Mapped[dt.datetime | None]
     lift_overdue_at: Mapped[dt.datetime | None]
     state_before_lift: Mapped[str | None] = mapped_column(String(14))
