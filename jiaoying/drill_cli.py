@@ -3,6 +3,9 @@
 This is where the drill runner (in ``responses``) meets the scheduler's jobs and the migrations
 (here, in the composition root): a drill gets a fresh database of its own beside its report, so its
 records never mix with real ones and the same scenario always gives the same report.
+
+A drill that starts no response still exits 0 with its report: that outcome is what the drill
+found, and the report's findings say why. Only a scenario that cannot be run exits non-zero.
 """
 
 from __future__ import annotations
@@ -80,6 +83,13 @@ def _kpi_table(report: dict[str, Any]) -> Table:
     return table
 
 
+def _print_findings(report: dict[str, Any]) -> None:
+    """Why nothing started, before the figures: an empty KPI table alone reads like a failure."""
+    for f in report.get("findings") or []:
+        out.print(f"[bold yellow]结论 / finding[/] [dim]{f['code']}[/]：{f['message']}", soft_wrap=True)
+        out.print(f"  {f['message_en']}", soft_wrap=True, style="dim")
+
+
 def run_scenario(path: Path, out_dir: Path, *, settings: Settings | None = None, quiet: bool = False) -> Any:
     from responses.drill.runner import DrillError, run_drill
     from responses.drill.scenario import ScenarioError, load_scenario
@@ -107,6 +117,9 @@ def run_scenario(path: Path, out_dir: Path, *, settings: Settings | None = None,
         raise _fail(str(exc)) from None
     finally:
         rt.close()
+    for stale in result.expired_inputs:
+        zh, en = stale.text(rt.settings.tz)
+        err.print(f"[bold yellow]警告：[/]{zh}。/ [bold yellow]Warning:[/] {en}.", soft_wrap=True)
     return result
 
 
@@ -117,6 +130,7 @@ def drill_run(
 ) -> None:
     """在虚拟时钟上运行演练并生成时效审计报告 / Run a drill on a virtual clock and write its report."""
     result = run_scenario(scenario, out_dir)
+    _print_findings(result.report)
     out.print(_kpi_table(result.report))
     out.print(f"[green]演练完成[/]：{result.steps} 步，用时 {result.elapsed_s:.1f} 秒，"
               f"模拟发送 {result.messages_sent} 条 / drill done: {result.steps} steps, {result.elapsed_s:.1f} s, "

@@ -48,9 +48,8 @@ def serve_live(scenario_path: Path, out_dir: Path, *, speed: float, port: int, p
     from jiaoying.app import create_app
     from jiaoying.drill_cli import drill_jobs, drill_runtime
     from responses import engine
-    from responses.audit.builder import build_report
     from responses.audit.render import write_report
-    from responses.drill.runner import Players, _run_job, make_safe, prepare
+    from responses.drill.runner import Players, _run_job, drill_report, make_safe, prepare
     from responses.drill.scenario import load_scenario
 
     loaded = load_scenario(scenario_path)
@@ -78,9 +77,8 @@ def serve_live(scenario_path: Path, out_dir: Path, *, speed: float, port: int, p
             for job in jobs:
                 _run_job(rt, job)
             if now >= s.end:
-                with session_scope(rt.session_factory) as session:
-                    report = build_report(session, now=s.end, tz=rt.settings.tz, drill=True,
-                                          title=f"{s.name} 时效审计报告")
+                with session_scope(rt.session_factory) as session:  # made even when nothing started
+                    report = drill_report(session, loaded, players, now=s.end, tz=rt.settings.tz, summary=False)
                 paths = write_report(report, out_dir)
                 out.print(f"[green]演练结束，报告 / report:[/] {paths['html']}")
                 return

@@ -4,6 +4,11 @@ Scope is a set of response runs (by id, or every run of one warning thread). Dri
 mix with real ones: a report is either all drill or all real, and selecting by thread or "all" only
 takes drill runs when asked to. Per-row flags (``late``, ``overdue``) are judged with the same pure
 rule the KPIs use, at ``as_of``.
+
+A drill also names the warning threads it fed (``warning_threads``): a warning that started no
+response is still reported, with its consultation, and a finding (``findings``) says why nothing
+started. A report with no runs has empty run, callout, measure and report tables, and its KPIs
+follow their definitions: counts 0, times and rates null.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from config.eventlog import Event, verify
 from config.users import Department
+from responses.audit.findings import Finding, PlanLevel, no_response_finding
 from responses.audit.kpis import compute_kpis, missed
 from responses.audit.shape import SCHEMA, VALUE_ZH, iso, township_of
 from responses.callout_models import Answer, Callout, Escalation
@@ -73,13 +79,21 @@ def build_report(
     as_of: dt.datetime | None = None,
     title: str | None = None,
     scenario: dict[str, Any] | None = None,
+    warning_threads: Sequence[int] | None = None,
+    extra_findings: Sequence[Finding] = (),
 ) -> dict[str, Any]:
-    """The report for the runs in scope. ``now`` stamps it; ``as_of`` (default ``now``) judges open deadlines."""
+    """The report for the runs in scope. ``now`` stamps it; ``as_of`` (default ``now``) judges open deadlines.
+
+    ``warning_threads`` adds warning threads whether or not they started a run (a drill passes every
+    thread it fed); given, even an empty list, a report with no runs is made rather than refused.
+    ``extra_findings`` come after the builder's own (the drill's inputs that produced no warning).
+    """
     as_of = as_of or now
     runs = select_runs(session, run_ids=run_ids, thread_id=thread_id, drill=drill)
-    if not runs and thread_id is None:
+    if not runs and thread_id is None and warning_threads is None:
         raise ReportScopeError("没有可报告的响应", "no runs to report on")
-    threads = sorted({r.thread_id for r in runs} | ({thread_id} if thread_id is not None else set()))
+    threads = sorted({r.thread_id for r in runs} | ({thread_id} if thread_id is not None else set())
+                     | set(warning_threads or ()))
     is_drill = runs[0].drill if runs else bool(drill)
     run_id_list = [r.id for r in runs]
 
@@ -243,7 +257,38 @@ def build_report(
                     "entity_id": e.entity_id, "actor": e.actor} for e in events],
     }
     report["kpis"] = compute_kpis(report)
+    quiet = [th for th in threads if th in by_thread and th not in {r.thread_id for r in runs}]
+    report["findings"] = [f.as_dict() for f in _why_no_response(session, quiet, by_thread, consults, as_of, tz)]
+    report["findings"] += [f.as_dict() for f in extra_findings]
     return report
+
+
+def _why_no_response(session: Session, threads: Sequence[int], by_thread: dict[int, list[Warning]],
+                     consults: Sequence[Consultation], as_of: dt.datetime, tz: dt.tzinfo) -> list[Finding]:
+    """One finding per warning thread that started no run, from the records the engine acted on."""
+    from responses.engine import outside_region
+    from responses.service import current_plan
+
+    out = []
+    for th in threads:
+        vs = by_thread[th]
+        level = next((v.level for v in reversed(vs) if v.level), None)
+        hazard = next((v.hazard for v in vs if v.hazard), None)
+        plan_level: PlanLevel | None = None
+        plan_missing = False
+        if hazard and level:
+            plan, version = current_plan(session, hazard)
+            plan_missing = plan is None
+            if plan is not None:
+                entry = plan.entry(level)
+                plan_level = PlanLevel(plan.title, plan.title_en, version, level, entry.response_level,
+                                       entry.consultation.mode.value)
+        mine = [c for c in consults if c.thread_id == th]
+        placed = [v for v in vs if v.state != "held"]
+        outside = bool(placed) and not mine and all(outside_region(v.area_spec, v.affected) for v in placed)
+        out.append(no_response_finding(vs, consultation=mine[-1] if mine else None, plan=plan_level,
+                                       plan_missing=plan_missing, outside=outside, as_of=as_of, tz=tz))
+    return out
 
 
 def _title(warnings: list[dict[str, Any]], drill: bool) -> str:

@@ -16,6 +16,11 @@ Definitions (an auditor must be able to redo them by hand from ``report.json``):
 
 A deadline is *missed* when the thing was done after it, or not done and the deadline lies before
 ``as_of`` (the moment the report describes: the end of a drill, or when the report was made).
+
+A report in which nothing ran (a drill whose warning started no response) keeps these definitions:
+the counts are 0, and ``warning_to_first_call_s``, ``answer_rate_in_time``, ``median_answer_s`` and
+``p90_answer_s``, which have nothing to be measured over, are null — never 0, which would read as
+"instant" or "nobody answered".
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Writes a report dict as ``report.json``, ``report.html`` (Chinese, self-contained) and ``report.xlsx``.
 
 All three come from the same dict, so they cannot disagree. The HTML page loads nothing from a
-network: styles are inline and the charts are inline SVG whose text the browser renders.
+network: styles are inline and the charts are inline SVG whose text the browser renders. Findings
+(why a warning started no response) lead both the page and the workbook: a report with empty
+tables must say first why they are empty.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from responses.audit.charts import answer_distribution_svg, timeline_svg
+from responses.audit.findings import CODES
 from responses.audit.kpis import township_answer_stats
 from responses.audit.shape import KPI_KEYS, KPI_ZH, NESTED, TABLES, VALUE_ZH, Column, parse_iso
 
@@ -85,6 +88,8 @@ def render_html(report: Mapping[str, Any]) -> str:
         tables=tables,
         nested=nested,
         level_zh=VALUE_ZH["level"],
+        findings=[{**f, "title": CODES.get(f.get("code", ""), (f.get("code"), f.get("code")))}
+                  for f in report.get("findings") or []],
     )
 
 
@@ -109,12 +114,27 @@ def _cell(value: Any, column: Column) -> Any:
 def write_xlsx(report: Mapping[str, Any], path: Path | IO[bytes]) -> None:
     """The workbook, to a file path or a binary stream (the API answers with it without touching disk)."""
     from openpyxl import Workbook
-    from openpyxl.styles import Font
+    from openpyxl.styles import Alignment, Font
     from openpyxl.utils import get_column_letter
 
     wb = Workbook()
-    ws = wb.active
-    ws.title = "指标"
+    findings = report.get("findings") or []
+    if findings:  # first, and the sheet that opens: it says why the tables after it are empty
+        sheet = wb.active
+        sheet.title = "结论"
+        sheet.append(["结论 / Findings", "代码 / code", "预警编号 / warning", "说明", "Explanation"])
+        for f in findings:
+            zh, en = CODES.get(f.get("code", ""), (f.get("code"), f.get("code")))
+            sheet.append([f"{zh} / {en}", f.get("code"), f.get("warning_id"), f.get("message"), f.get("message_en")])
+        for letter, width in (("A", 30), ("B", 30), ("C", 12), ("D", 80), ("E", 80)):
+            sheet.column_dimensions[letter].width = width
+        for row in sheet.iter_rows(min_row=2):
+            for cell in row:
+                cell.alignment = Alignment(wrap_text=True, vertical="top")
+        ws = wb.create_sheet("指标")
+    else:
+        ws = wb.active
+        ws.title = "指标"
     ws.append(["指标", "键", "数值"])
     for key in KPI_KEYS:
         ws.append([KPI_ZH[key], key, (report.get("kpis") or {}).get(key)])

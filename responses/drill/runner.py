@@ -12,6 +12,10 @@ on a fresh database gives the same report every time.
 Nothing leaves: the Twilio settings of the runtime are cleared and the only notifier is the drill's
 in-process fake. Every warning the drill feeds in is marked ``exercise``, so every record it causes
 carries the drill flag.
+
+A drill whose warning starts no response (expired before it was injected, drawn outside the region,
+or at a plan level that waits for a decision nobody takes) is a finding, not a failure: the report
+covers every warning thread the drill fed and says why nothing started.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from config.runtime import Runtime
 from config.settings import TwilioSettings
 from config.users import find_department
 from responses.audit.builder import build_report
+from responses.audit.findings import Finding, expired_on_arrival, input_without_warning
 from responses.audit.render import write_report
 from responses.drill.notifier import drill_notifier
 from responses.drill.scenario import AnswerRule, LoadedScenario, Scenario
@@ -54,6 +59,27 @@ class DrillError(Exception):
         super().__init__(f"{zh} / {en}")
 
 
+@dataclass(frozen=True)
+class ExpiredInput:
+    """A warning the scenario injects after its own ``expires``: the system stores it as expired and
+    starts nothing, which is rarely what the author of the scenario meant, so the CLI says so."""
+
+    file: str
+    identifier: str
+    headline: str | None
+    expires: dt.datetime
+    injected_at: dt.datetime
+
+    def text(self, tz: dt.tzinfo) -> tuple[str, str]:
+        """(Chinese, English), times in the display zone."""
+        exp, inj = self.expires.astimezone(tz), self.injected_at.astimezone(tz)
+        name = f"「{self.headline}」" if self.headline else self.identifier
+        return (f"输入 {self.file} 的预警{name}在注入时（{inj:%Y-%m-%d %H:%M}）已过期"
+                f"（失效时间 {exp:%Y-%m-%d %H:%M}），系统按已过期处理，不会启动响应",
+                f"the warning {self.identifier} in {self.file} had already expired ({exp:%Y-%m-%d %H:%M}) when it "
+                f"was injected ({inj:%Y-%m-%d %H:%M}); it is stored as expired and starts no response")
+
+
 @dataclass
 class DrillResult:
     report: dict[str, Any]
@@ -62,6 +88,7 @@ class DrillResult:
     elapsed_s: float
     notifier: FakeNotifier
     log: list[tuple[str, str]] = field(default_factory=list)  # (ISO time, what happened)
+    expired_inputs: list[ExpiredInput] = field(default_factory=list)
 
     @property
     def messages_sent(self) -> int:
@@ -162,6 +189,8 @@ class Players:
         self.rules: dict[int, AnswerRule | None] = {}  # callout id → the scenario rule its person follows
         self.places: dict[int, list[str]] = {}  # contact id → the areas of their duties
         self.dept_codes: dict[str, str] = {}  # department as the scenario names it → its code
+        self.expired_inputs: list[ExpiredInput] = []
+        self.input_findings: list[Finding] = []  # inputs that produced no warning at all
 
     def note(self, now: dt.datetime, text: str) -> None:
         self.log.append((now.astimezone(self.rt.settings.tz).isoformat(timespec="seconds"), text))
@@ -186,6 +215,7 @@ class Players:
 
     def _feed(self, i: int, now: dt.datetime) -> None:
         from warning.changes import listeners_of
+        from warning.models import Warning
         from warning.service import ingest_payload
 
         ev = self.s.events[i]
@@ -195,7 +225,18 @@ class Players:
             out = ingest_payload(session, feed=feed, body=body, content_type=None, now=now,
                                  source_url=f"drill:{ev.feed.file}", listeners=listeners_of(self.rt.state),
                                  parser=_exercise_parser(ev.feed.format))
+            for wid in out.created:
+                w = session.get(Warning, wid)
+                if w is not None and w.expires is not None and expired_on_arrival(w):
+                    self.expired_inputs.append(ExpiredInput(ev.feed.file, w.identifier, w.headline,
+                                                            _aware(w.expires), now))
         self.note(now, f"输入 {ev.feed.file}：{out.state}，新预警 {out.created}")
+        if not (out.created or out.duplicates or out.held or out.duplicate_payload):
+            # refused, or nothing in it was a warning (a repeated payload is reported by its first copy)
+            skipped = "; ".join(str(x.get("reason")) for x in out.skipped if x.get("reason"))
+            self.input_findings.append(input_without_warning(file=ev.feed.file, at=now, state=out.state,
+                                                             reason=out.reason or skipped or None,
+                                                             tz=self.rt.settings.tz))
 
     def _judgements(self, session: Session, now: dt.datetime) -> list[dt.datetime]:
         from warning import consultation_service as cs
@@ -459,13 +500,27 @@ def run_drill(loaded: LoadedScenario, rt: Runtime, jobs: Sequence[Job], *, out_d
         clock.set(nxt)
         now = nxt
     with session_scope(rt.session_factory) as session:
-        report = build_report(session, now=now, tz=tz, drill=True, scenario=_scenario_summary(loaded),
-                              title=f"{s.name} 时效审计报告")
+        report = drill_report(session, loaded, players, now=now, tz=tz)
     paths = write_report(report, out_dir) if out_dir is not None else {}
     sender = rt.state.pop("messaging_sender", None)
     if sender is not None:
         sender.close()
-    return DrillResult(report, paths, steps, time.perf_counter() - started, notifier, players.log)
+    return DrillResult(report, paths, steps, time.perf_counter() - started, notifier, players.log,
+                       players.expired_inputs)
+
+
+def drill_report(session: Session, loaded: LoadedScenario, players: Players, *, now: dt.datetime,
+                 tz: dt.tzinfo, summary: bool = True) -> dict[str, Any]:
+    """The drill's report: its runs, and every warning thread it fed, whether or not one started."""
+    from warning.models import Warning
+
+    threads = sorted(set(session.execute(select(Warning.thread_id).where(Warning.drill.is_(True),
+                                                                         Warning.thread_id.is_not(None)))
+                         .scalars()))
+    return build_report(session, now=now, tz=tz, drill=True,
+                        scenario=_scenario_summary(loaded) if summary else None,
+                        title=f"{loaded.scenario.name} 时效审计报告", warning_threads=threads,
+                        extra_findings=players.input_findings)
 
 
 def _messages_waiting(rt: Runtime, now: dt.datetime) -> bool:

@@ -96,3 +96,37 @@ def make_report() -> dict[str, Any]:
 @pytest.fixture
 def sample_report() -> dict[str, Any]:
     return make_report()
+
+
+def make_no_run_report() -> dict[str, Any]:
+    """A drill whose one warning had expired before it was injected: a warning, no run, one finding."""
+    report: dict[str, Any] = {
+        "schema": SCHEMA, "title": "过期预警注入演练 时效审计报告", "drill": True, "timezone": "Asia/Shanghai",
+        "generated_at": at(60), "as_of": at(60), "scope": {"run_ids": [], "thread_ids": [1]},
+        "scenario": {"name": "过期预警注入演练"}, "area_names": {},
+        "event_log": {"ok": True, "checked": 3, "bad_seq": None, "reason": None, "events_in_scope": 2},
+        "warnings": [{
+            "id": 1, "identifier": "CN-SX-JC-2026-0720-09", "sender": "sx-jc-cq@cma.gov.cn", "hazard": "weather",
+            "event": "暴雨", "level": "red", "received_at": at(30), "status": "exercise",
+            "versions": [{"id": 1, "identifier": "CN-SX-JC-2026-0720-09", "msg_type": "alert", "status": "exercise",
+                          "level": "red", "sent": at(-10), "received_at": at(30), "state": "expired"}],
+            "msg_type": "alert", "state": "expired", "headline": "城区气象台发布暴雨红色预警", "ended_at": at(30),
+        }],
+        "consultations": [], "runs": [], "callouts": [], "escalations": [], "measures": [], "reports": [],
+        "events": [],
+    }
+    report["kpis"] = compute_kpis(report)
+    report["findings"] = [{
+        "code": "expired_on_arrival", "warning_id": 1,
+        "message": "预警「城区气象台发布暴雨红色预警」接收时已过期：失效时间 2026-07-20 02:20，接收（注入）时间 "
+                   "2026-07-20 02:30。系统按已过期处理，未启动响应。",
+        "message_en": "The warning had already expired on arrival: it expired at 2026-07-20 02:20 and was received "
+                      "(injected) at 2026-07-20 02:30. It was stored as expired and started no response.",
+        "details": {"expires": at(20), "received_at": at(30)},
+    }]
+    return report
+
+
+@pytest.fixture
+def no_run_report() -> dict[str, Any]:
+    return make_no_run_report()

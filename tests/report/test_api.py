@@ -85,6 +85,7 @@ def test_report_json_for_each_auditor(client: TestClient, sqlite_runtime: Runtim
     assert doc["kpis"] == compute_kpis(doc)
     assert doc["kpis"]["callouts"] == 2 and doc["kpis"]["answered"] == 1 and doc["kpis"]["answered_in_time"] == 0
     assert all(row["late"] for row in doc["callouts"])
+    assert doc["findings"] == []  # a run started: nothing to explain
     # a drill run is reported too, as a drill
     drill = client.get(f"/audit/runs/{ids['drill']}/report", headers=login("viewer")).json()
     assert drill["drill"] is True and "演练" in drill["title"]

@@ -73,3 +73,28 @@ def test_html_renders_with_charts(sample_report: dict[str, Any], tmp_path: Path)
     answers = next(c for c in info["charts"] if "chart-answers" in c["cls"])
     assert {"东街街道", "钟家庄街道"} <= {t["text"] for t in answers["chinese"]}
     assert len(info["kpis"]) == 11
+
+
+@pytest.mark.browser
+def test_finding_shows_first_when_nothing_ran(no_run_report: dict[str, Any], tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    _browser_or_skip()
+    path = write_report(no_run_report, tmp_path)["html"]
+    info = render_in_browser(path)
+    assert info["requests"] == [path.as_uri()]
+    assert len(info["charts"]) == 2 and all(c["width"] > 300 for c in info["charts"])
+    assert len(info["kpis"]) == 11
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(path.as_uri())
+            box = page.locator("#findings .zh").bounding_box()
+            kpis = page.locator("#kpis").bounding_box()
+            text = page.locator("#findings").inner_text()
+        finally:
+            browser.close()
+    assert box is not None and kpis is not None
+    assert box["width"] > 300 and box["height"] > 10 and box["y"] < kpis["y"] < 800, "seen without scrolling"
+    assert text.index("接收时已过期") < text.index("expired on arrival")

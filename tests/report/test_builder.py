@@ -196,3 +196,43 @@ def test_tampered_log_is_reported(session_factory: sessionmaker[Session]) -> Non
     with session_scope(session_factory) as s:
         report = build_report(s, now=m(360), tz=TZ, run_ids=[ids["run"]])
     assert report["event_log"]["ok"] is False and report["event_log"]["bad_seq"] == 1
+
+
+def test_warning_threads_without_runs_are_reported_with_why(session_factory: sessionmaker[Session]) -> None:
+    """A drill names the threads it fed: one that started no run is kept, with its consultation and a finding."""
+    ids = populate(session_factory)  # a thread with a run: no finding for it
+    with session_scope(session_factory) as s:
+        quiet = add_warning(s, "Y-1", minutes=0, thread=None)
+        quiet.level, quiet.headline = "yellow", "城区暴雨黄色预警"
+        s.add(Consultation(thread_id=quiet.id, warning_id=quiet.id, hazard="weather", level="yellow",
+                           state="dismissed", mode="before", invited=["meteorology"], missing=[], opened_at=m(0),
+                           opened_by="rule:test", deadline=m(60), dismissed_at=m(30), dismiss_reason="雨势减弱",
+                           drill=True, updated_at=m(30)))
+        quiet_id = quiet.id
+    with session_scope(session_factory) as s:
+        with pytest.raises(ReportScopeError):  # asked for no thread, a report with no run is still refused
+            build_report(s, now=m(360), tz=TZ, drill=True, run_ids=[])
+        report = build_report(s, now=m(360), tz=TZ, drill=True, warning_threads=[quiet_id, ids["thread"]])
+        real = build_report(s, now=m(360), tz=TZ, run_ids=[ids["run"]])
+    assert [w["id"] for w in report["warnings"]] == sorted([ids["thread"], quiet_id])
+    assert report["scope"]["thread_ids"] == sorted([ids["thread"], quiet_id])
+    assert [r["id"] for r in report["runs"]] == [ids["run"]]
+    assert {c["warning_id"]: c["state"] for c in report["consultations"]}[quiet_id] == "dismissed"
+    [finding] = report["findings"]
+    assert finding["code"] == "dismissed_by_leader" and finding["warning_id"] == quiet_id
+    assert "城区暴雨黄色预警" in finding["message"] and "雨势减弱" in finding["message"]
+    assert finding["details"]["level"] == "yellow" and finding["details"]["response_level"] == "III"
+    assert real["findings"] == [] and list(real)[-1] == "findings"  # a real run's report: nothing to explain
+
+
+def test_drill_that_fed_nothing_usable_still_gets_a_report(session_factory: sessionmaker[Session],
+                                                          tmp_path: Path, data_dir: Path) -> None:
+    with session_scope(session_factory) as s:
+        report = build_report(s, now=m(60), tz=TZ, drill=True, warning_threads=[])
+    assert report["warnings"] == report["runs"] == report["callouts"] == [] and report["findings"] == []
+    assert report["kpis"]["callouts"] == 0 and report["kpis"]["answer_rate_in_time"] is None
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")
+    check = subprocess.run([sys.executable, str(data_dir / "tools" / "contracts.py"), "report", str(path)],
+                           capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stdout

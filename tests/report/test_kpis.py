@@ -64,3 +64,13 @@ def test_statistics_helpers() -> None:
     assert t is not None and later is not None
     assert missed(t, later, later) and not missed(later, t, later) and not missed(None, None, later)
     assert missed(t, None, later) and not missed(later, None, t)
+
+
+def test_kpis_when_nothing_ran(sample_report: dict[str, Any]) -> None:
+    """No run: counts are 0, and the times and the rate, which have nothing to be measured over, are null."""
+    report = {**sample_report, "runs": [], "callouts": [], "escalations": [], "measures": [], "reports": []}
+    assert compute_kpis(report) == {
+        "warning_to_first_call_s": None, "callouts": 0, "answered": 0, "answered_in_time": 0,
+        "answer_rate_in_time": None, "median_answer_s": None, "p90_answer_s": None, "escalations": 0,
+        "unanswered_after_escalation": 0, "measures_overdue": 0, "reports_overdue": 0,
+    }

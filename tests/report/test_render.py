@@ -93,3 +93,47 @@ def test_same_report_gives_same_files(sample_report: dict[str, Any], tmp_path: P
     b = write_report(sample_report, tmp_path / "b")
     for kind in ("json", "html"):
         assert a[kind].read_bytes() == b[kind].read_bytes()
+
+
+def test_report_without_runs_leads_with_its_finding(no_run_report: dict[str, Any], tmp_path: Path,
+                                                     data_dir: Path) -> None:
+    paths = write_report(no_run_report, tmp_path)
+    result = check_contract(data_dir, paths["json"])
+    assert result.returncode == 0, result.stdout
+    [finding] = no_run_report["findings"]
+    html = paths["html"].read_text(encoding="utf-8")
+    # the finding comes first, in Chinese with its English, and says what the empty KPIs mean
+    assert html.index('id="findings"') < html.index('id="kpis"') < html.index('id="charts"')
+    assert finding["message"] in html and "预警接收时已过期" in html and "expired on arrival" in html
+    assert html.index(finding["message"]) < html.index("The warning had already expired")
+    assert "本报告没有启动的响应" in html
+    # the charts are drawn from what there is: the warning on the timeline, no answers to distribute
+    assert html.count("<svg") == 2 and "预警 #1" in html and "本报告没有叫应记录" in html
+    wb = load_workbook(paths["xlsx"])
+    assert wb.sheetnames[:2] == ["结论", "指标"] and wb.active.title == "结论"
+    [row] = list(wb["结论"].iter_rows(min_row=2, values_only=True))
+    assert row[:3] == ("预警接收时已过期 / expired on arrival", "expired_on_arrival", 1)
+    assert row[3] == finding["message"] and row[4] == finding["message_en"]
+    kpis = {r[1]: r[2] for r in wb["指标"].iter_rows(min_row=2, values_only=True)}
+    assert kpis == no_run_report["kpis"] and kpis["callouts"] == 0 and kpis["median_answer_s"] is None
+    for title, _columns in TABLES.values():
+        assert wb[title].max_row == (2 if title == "预警" else 1), title
+
+
+def test_report_with_nothing_at_all_renders(no_run_report: dict[str, Any], tmp_path: Path, data_dir: Path) -> None:
+    """An input that produced no warning: every table empty, and neither chart has anything to draw."""
+    report = {**no_run_report, "warnings": [], "scope": {"run_ids": [], "thread_ids": []}}
+    report["findings"] = [{"code": "input_without_warning", "warning_id": None, "message": "输入 bad.xml 未产生预警",
+                           "message_en": "The input bad.xml produced no warning", "details": {}}]
+    paths = write_report(report, tmp_path)
+    assert check_contract(data_dir, paths["json"]).returncode == 0
+    html = paths["html"].read_text(encoding="utf-8")
+    assert "本报告没有可绘制的时间记录" in html and "本报告没有叫应记录" in html
+    assert "输入 bad.xml 未产生预警" in html and "预警 / warning #" not in html
+    assert load_workbook(paths["xlsx"])["结论"].max_row == 2
+
+
+def test_report_with_runs_has_no_findings_sheet(sample_report: dict[str, Any], tmp_path: Path) -> None:
+    html = write_report({**sample_report, "findings": []}, tmp_path)["html"].read_text(encoding="utf-8")
+    assert 'id="findings"' not in html and "本报告没有启动的响应" not in html
+    assert load_workbook(tmp_path / "report.xlsx").sheetnames[0] == "指标"
