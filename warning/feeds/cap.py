@@ -311,38 +311,41 @@ def _area_blocks(infos: list[dict[str, Any]], problems: list[str]) -> list[AreaS
     repeats (same shapes and codes) is read once. A block whose geometry cannot be read is left out
     and said in ``problems``; the other blocks, and the message, go on."""
     blocks: list[AreaSpec] = []
-    seen: set[tuple[Any, ...]] = set()
+    # Only another language's <info> repeats blocks: a single <info> needs no repeat check.
+    seen: set[tuple[Any, ...]] | None = set() if len(infos) > 1 else None
     n = 0
     for info in infos:
-        for a in info.get("area") or ():
-            # An empty <polygon/> or <circle/> (NWS indexes send them) says nothing.
-            polys = tuple(p for p in a.get("polygon") or () if p.strip())
-            circs = tuple(c for c in a.get("circle") or () if c.strip())
-            codes = tuple((name, value) for name, value in a.get("geocode") or () if value)
-            key = (polys, circs, codes) if (polys or circs or codes) else ("desc", a.get("areaDesc"))
-            if key in seen:
-                continue
-            seen.add(key)
+        for a in info["area"] if "area" in info else ():
+            polys = a["polygon"]
+            circs = a["circle"]
+            raw_codes = a["geocode"]
+            if seen is not None:
+                key = (tuple(polys), tuple(circs), tuple(map(tuple, raw_codes))) \
+                    if (polys or circs or raw_codes) else ("desc", a["areaDesc"])
+                if key in seen:
+                    continue
+                seen.add(key)
             n += 1
-            desc = a.get("areaDesc") or None
-            block = AreaSpec(description=desc, number=n)
+            block = AreaSpec(description=a["areaDesc"] or None, number=n)
             try:
                 for p in polys:
-                    ring = _polygon(p)
-                    if ring not in block.polygons:
-                        block.polygons.append(ring)
+                    if p.strip():  # an empty <polygon/> (NWS indexes send them) says nothing
+                        ring = _polygon(p)
+                        if ring not in block.polygons:
+                            block.polygons.append(ring)
                 for c in circs:
-                    lat, lon, radius = _circle(c)
-                    target = block.circles if radius > 0 else block.points
-                    if (lat, lon, radius) not in target:
-                        target.append((lat, lon, radius))
+                    if c.strip():
+                        circle = _circle(c)
+                        target = block.circles if circle[2] > 0 else block.points
+                        if circle not in target:
+                            target.append(circle)
             except ParseError as exc:
                 problems.append(f"{block.label}: {exc.detail} [{exc.reason}]")
                 continue
-            for name, value in codes:
-                code = (name, china_admin_code(value) or value)
-                if code not in block.geocodes:
-                    block.geocodes.append(code)
+            if raw_codes:
+                # dict keys: in order, each once (NWS areas list dozens of codes)
+                block.geocodes = list(dict.fromkeys(
+                    (name, china_admin_code(value) or value) for name, value in raw_codes if value))
             blocks.append(block)
     if len(blocks) > 1:
         blocks = _without_coarse_repeats(blocks)
