@@ -22,7 +22,7 @@ from geo import api as geo_api
 from jiaoying import __version__, migrate
 from jiaoying.scheduler import build_scheduler
 from responses import api as responses_api
-from responses import callout_api, callout_service, measure_api, webhooks
+from responses import callout_api, callout_service, measure_api, measure_service, webhooks
 from responses import engine as response_engine
 from responses.audit import api as audit_api
 from warning import api as warning_api
@@ -70,7 +70,8 @@ def create_app(
             migrate.upgrade(rt.engine)
         app.state.runtime = rt
         response_engine.install(rt.state)
-        webhooks.set_answer_handler(app, callout_service.handle_inbound)  # keypresses and replies answer callouts
+        # keypresses and replies answer callouts and acknowledge measure orders (the rule: measures.route_reply)
+        webhooks.set_answer_handler(app, measure_service.handle_inbound)
         webhooks.set_status_handler(app, callout_service.on_message_final)  # a failed number fails over at once
         callout_service.install(rt.state)  # the answer window runs from when the first try is accepted
         app.state.settings = settings

@@ -7,6 +7,12 @@ gets the orders its current plan entry asks for over its areas (an order no long
 a downgrade gets a lift order), a closing run gets a lift order for every open measure. So nothing
 stays closed or evacuated silently, and a run cannot close while a measure is neither lifted nor
 explicitly waived (``close_guard``).
+
+Who is reached: a township's order goes to its chief; a department's order (区教育局, 区公安局交警大队
+…) to the department's duty person (a ``department_duty`` in the contact list), the first department
+named that has one. An order with nobody to reach is flagged to the duty officer at once, and the
+flag clears when someone is assigned. A reply or keypress from the person an order was sent to
+acknowledges it and can report progress (``handle_inbound``).
 """
 
 from __future__ import annotations
@@ -27,12 +33,16 @@ from config.errors import ApiError
 from config.eventlog import record
 from config.settings import load_settings
 from geo.models import Area, HazardSite
+from responses import callout_service, outbox, supervision
 from responses import measures as rules
-from responses import outbox
 from responses import sms as sms_text
+from responses.callouts import AnswerChannel, parse_keypress, parse_reply
+from responses.contacts import DutyRole, departments_named
 from responses.contacts_models import Contact, Duty
+from responses.contacts_service import known_departments, reachable
 from responses.measure_models import MeasureOrder
-from responses.measures import MeasureAction, MeasureState, OrderDraft, RunAreas, SiteInfo
+from responses.measures import MeasureAction, MeasureState, OrderAwaiting, OrderDraft, RunAreas, SiteInfo
+from responses.messaging_models import OutboxMessage
 from responses.models import ResponseRun
 from responses.plans import MEASURE_ZH, MeasureKind, MeasureRule
 from responses.runs import RunState
@@ -198,6 +208,22 @@ def _township_chief(session: Session, township: str, now: dt.datetime) -> Contac
     return None
 
 
+def _department_person(session: Session, unit: str, now: dt.datetime) -> Contact | None:
+    """The duty person of the first department the unit names that has one reachable now."""
+    codes = departments_named(unit, known_departments(session))
+    if not codes:
+        return None
+    rows = session.execute(
+        select(Duty, Contact).join(Contact, Duty.contact_id == Contact.id)
+        .where(Duty.role == DutyRole.DEPARTMENT_DUTY.value, Duty.department.in_(codes))
+        .order_by(Duty.id)).all()
+    staffed: dict[str, Contact] = {}
+    for d, c in rows:
+        if d.department and d.department not in staffed and reachable(c, d, now):
+            staffed[d.department] = c
+    return next((staffed[code] for code in codes if code in staffed), None)
+
+
 def _rule_list(run: ResponseRun) -> list[MeasureRule]:
     """The run's measures (the decision's, or its plan entry's); a malformed one is logged, not fatal."""
     out: list[MeasureRule] = []
@@ -238,6 +264,7 @@ def send_to_person(session: Session, order: MeasureOrder, purpose: str, *, now: 
     if not order.person_phone:
         _event(session, order, "unreachable", actor, now, {"purpose": purpose,
                                                            "why": "no responsible person with a number"})
+        flag_unassigned(session, order, now=now)
         return []
     run = run or session.get(ResponseRun, order.run_id)
     level_zh = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}.get(order.level, order.level)
@@ -262,7 +289,7 @@ def send_to_person(session: Session, order: MeasureOrder, purpose: str, *, now: 
                 body, template = composed.body, kind
             msg = outbox.enqueue(
                 session, now=now, channel=channel, to=order.person_phone, body=body, template=template,
-                params=params, idempotency_key=f"measure:{order.id}:{purpose}:{channel}:{seq}",
+                params=params, idempotency_key=f"measure:{order.id}:{purpose}:{channel}:{order.person_phone}:{seq}",
                 subject_type="measure_order", subject_id=order.id, actor=actor)
             ids.append(msg.id)
         except (outbox.OutboxError, sms_text.SmsTemplateError) as exc:
@@ -271,6 +298,36 @@ def send_to_person(session: Session, order: MeasureOrder, purpose: str, *, now: 
     if ids:
         _event(session, order, f"{purpose}_sent", actor, now, {"messages": ids, "to": order.person_phone})
     return ids
+
+
+def flag_unassigned(session: Session, order: MeasureOrder, *, now: dt.datetime) -> None:
+    """Nobody can be told of this order: flag it to the duty officer at once (once while it stays
+    so; after someone was assigned and the order lost them again, a new flag)."""
+    kind = supervision.MEASURE_UNASSIGNED
+    if supervision.open_flags_for(session, kind, "measure_order", order.id):
+        return
+    from responses.models import SupervisionFlag
+
+    n = len(session.execute(select(SupervisionFlag.id).where(
+        SupervisionFlag.kind == kind, SupervisionFlag.subject_type == "measure_order",
+        SupervisionFlag.subject_id == str(order.id))).all())
+    flag = supervision.raise_flag(session, key=f"{kind}:measure:{order.id}:{n + 1}", kind=kind,
+                                  subject_type="measure_order", subject_id=order.id, now=now, due_at=now,
+                                  detail={"run_id": order.run_id, "label": order.label,
+                                          "unit": order.responsible_unit})
+    if flag is None:
+        return
+    areas = "、".join(order.area_names or order.site_names) or "相关区域"
+    notice = supervision.notify_duty_officer(
+        session, kind=kind, entity_type="measure_order", entity_id=order.id, now=now,
+        subject=f"措施无人可通知：{areas}“{order.label}”（{order.responsible_unit}）没有可联系的责任人，请指派",
+        subject_en=f"Measure has nobody to reach: {order.kind} ({order.responsible_unit}); assign a person")
+    flag.detail = {**flag.detail, "notice_id": notice.id}
+
+
+def clear_unassigned(session: Session, order: MeasureOrder, *, reason: str, now: dt.datetime) -> None:
+    for flag in supervision.open_flags_for(session, supervision.MEASURE_UNASSIGNED, "measure_order", order.id):
+        supervision.clear_flag(session, flag, reason=reason, now=now)
 
 
 # ---------------------------------------------------------------------------------------------- creating
@@ -288,8 +345,12 @@ def _base_key(key: str) -> str:
 
 
 def _create(session: Session, run: ResponseRun, draft: OrderDraft, key: str, names: dict[str, str],
-            sites: dict[str, SiteInfo], *, actor: str, now: dt.datetime, tz: dt.tzinfo) -> MeasureOrder:
-    contact = _township_chief(session, draft.unit_township, now) if draft.unit_township else None
+            sites: dict[str, SiteInfo], *, actor: str, now: dt.datetime, tz: dt.tzinfo,
+            send: bool = True) -> MeasureOrder:
+    if draft.unit_township:
+        contact = _township_chief(session, draft.unit_township, now)
+    else:
+        contact = _department_person(session, draft.responsible_unit, now)
     channels = list((run.entry_snapshot or {}).get("calls", {}).get("channels") or ["sms"])
     order = MeasureOrder(
         run_id=run.id, key=key, kind=draft.kind.value, label=draft.label, level=run.level,
@@ -308,7 +369,8 @@ def _create(session: Session, run: ResponseRun, draft: OrderDraft, key: str, nam
     _event(session, order, "ordered", actor, now, {
         "key": key, "areas": order.area_codes, "sites": order.site_ids, "expected": order.expected,
         "deadline": order.deadline.isoformat(), "person": order.person_name, "level": order.level})
-    send_to_person(session, order, "order", now=now, tz=tz, run=run, actor=actor)
+    if send:
+        send_to_person(session, order, "order", now=now, tz=tz, run=run, actor=actor)
     return order
 
 
@@ -396,7 +458,7 @@ def create_manual(session: Session, run: ResponseRun, *, kind: str, label: str |
     n = len(session.execute(select(MeasureOrder.id).where(MeasureOrder.run_id == run.id)).all())
     sites = {s.id: s for s in load_sites(session, draft.site_ids, [])}
     order = _create(session, run, draft, f"manual:{n + 1}", area_names(session, draft.area_codes), sites,
-                    actor=actor, now=now, tz=tz)
+                    actor=actor, now=now, tz=tz, send=not person_phone)
     order.rule_index = None
     if person_phone:
         assign(session, order, name=person_name, phone=person_phone, actor=actor, now=now, tz=tz, run=run)
@@ -427,6 +489,7 @@ def assign(session: Session, order: MeasureOrder, *, actor: str, now: dt.datetim
         order.contact_id, order.person_name = None, name
     order.updated_at = now
     _event(session, order, "assigned", actor, now, {"person": order.person_name, "phone": order.person_phone})
+    clear_unassigned(session, order, reason="assigned", now=now)
     purpose = "lift" if S(order.state) is S.LIFTING else "order"
     send_to_person(session, order, purpose, now=now, tz=tz, run=run, actor=actor)
     return order
@@ -435,37 +498,62 @@ def assign(session: Session, order: MeasureOrder, *, actor: str, now: dt.datetim
 # ---------------------------------------------------------------------------------------------- moving
 
 
+def _acknowledged(order: MeasureOrder, now: dt.datetime, via: str | None) -> None:
+    """Any word from the unit proves the order reached it: the first one is its acknowledgement."""
+    if order.acknowledged_at is None:
+        order.acknowledged_at, order.acknowledged_via = now, via
+
+
+def _lift_acknowledged(order: MeasureOrder, now: dt.datetime, via: str | None) -> None:
+    if order.lift_acknowledged_at is None:
+        order.lift_acknowledged_at, order.lift_acknowledged_via = now, via
+
+
 def transition(session: Session, order: MeasureOrder, action: MeasureAction | str, *, actor: str,
                now: dt.datetime, reason: str | None = None, report: dict[str, Any] | None = None,
                via: str | None = None, note: str | None = None, unit: str | None = None,
-               tz: dt.tzinfo = dt.UTC) -> MeasureOrder:
-    """One named step; raises ``IllegalMeasureTransition`` / ``ReportError`` with Chinese and English text."""
+               tz: dt.tzinfo = dt.UTC, evidence: dict[str, Any] | None = None) -> MeasureOrder:
+    """One named step; raises ``IllegalMeasureTransition`` / ``ReportError`` with Chinese and English text.
+
+    ``via`` is how the unit told us (entered by the duty desk, or the reply's channel: ``keypress`` /
+    ``sms_reply``); ``evidence`` (the reply as received) goes into the event with it.
+    """
     act = MeasureAction(action)
     if act is A.ORDER_LIFT:
         return order_lift(session, order, reason=reason or "", actor=actor, now=now, tz=tz)
     before = order.state
     new = rules.apply(order.state, act, reason)
-    payload: dict[str, Any] = {"from": before, "via": via, "note": note}
+    payload: dict[str, Any] = {"from": before, "via": via, "note": note, **(evidence or {})}
     if act is A.CARRY_OUT:
         cleaned = rules.clean_report(order.kind, report or {}, order.expected)
         order.report = cleaned
         order.reported_by = actor
         order.carried_out_at = order.carried_out_at or now
-        order.acknowledged_at = order.acknowledged_at or now
+        _acknowledged(order, now, via)
         payload["report"] = cleaned
         gap = rules.evacuation_gap(order.expected, cleaned) if order.kind == MeasureKind.EVACUATION else None
         if gap is not None:
             payload["gap"] = gap.as_dict()
         payload["late"] = now > order.deadline
+    elif act is A.REPORT_PROGRESS:
+        progress = rules.clean_progress(order.kind, report or {}, order.expected, before=order.report)
+        order.report = progress
+        order.reported_by = actor
+        order.started_at = order.started_at or now
+        _acknowledged(order, now, via)
+        payload["report"] = progress
+        gap = rules.evacuation_gap(order.expected, progress) if order.kind == MeasureKind.EVACUATION else None
+        if gap is not None:
+            payload["gap"] = gap.as_dict()
     elif act is A.ACKNOWLEDGE:
-        order.acknowledged_at = now
+        order.acknowledged_at, order.acknowledged_via = now, via
     elif act is A.START:
         order.started_at = now
-        order.acknowledged_at = order.acknowledged_at or now
+        _acknowledged(order, now, via)
     elif act is A.ACKNOWLEDGE_LIFT:
-        order.lift_acknowledged_at = order.lift_acknowledged_at or now
+        _lift_acknowledged(order, now, via)
     elif act is A.CONFIRM_LIFTED:
-        order.lift_acknowledged_at = order.lift_acknowledged_at or now
+        _lift_acknowledged(order, now, via)
         order.lifted_at = now
         order.ended_at = now
         if report:
@@ -483,7 +571,23 @@ def transition(session: Session, order: MeasureOrder, action: MeasureAction | st
     order.state = new.value
     order.updated_at = now
     _event(session, order, act.value, actor, now, {**payload, "reason": reason})
+    if act is A.REASSIGN:
+        _reach_new_unit(session, order, actor=actor, now=now, tz=tz)
+    if S(order.state) in rules.FINAL:
+        clear_unassigned(session, order, reason=f"measure {order.state}", now=now)
     return order
+
+
+def _reach_new_unit(session: Session, order: MeasureOrder, *, actor: str, now: dt.datetime, tz: dt.tzinfo) -> None:
+    """A reassigned order goes to the new unit's duty person at once; with none it is flagged."""
+    person = _department_person(session, order.responsible_unit, now)
+    if person is not None:
+        order.unit_kind, order.unit_area_code = "department", None
+        order.contact_id, order.person_name, order.person_phone = person.id, person.name, person.phone
+        _event(session, order, "assigned", actor, now, {"person": person.name, "phone": person.phone,
+                                                        "by": "department_duty"})
+        clear_unassigned(session, order, reason="assigned", now=now)
+    send_to_person(session, order, "order", now=now, tz=tz, actor=actor)
 
 
 def order_lift(session: Session, order: MeasureOrder, *, reason: str, actor: str, now: dt.datetime,
@@ -508,6 +612,77 @@ def order_lift(session: Session, order: MeasureOrder, *, reason: str, actor: str
                                                         "lift_deadline": order.lift_deadline.isoformat()})
     send_to_person(session, order, "lift", now=now, tz=tz, run=run, actor=actor)
     return order
+
+
+# ---------------------------------------------------------------------------------------------- replies
+
+SUBJECT = "measure_order"
+
+
+def _orders_for_number(session: Session, number: str, pointed: int | None) -> list[MeasureOrder]:
+    """The open orders sent to this number, and the one the reply's message was about (whatever its state)."""
+    cond = (MeasureOrder.person_phone == number) & MeasureOrder.state.in_([st.value for st in rules.OPEN])
+    if pointed is not None:
+        cond = cond | (MeasureOrder.id == pointed)
+    q = select(MeasureOrder).where(cond).order_by(MeasureOrder.id)
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update()
+    return list(session.execute(q).scalars())
+
+
+def _awaiting(session: Session, orders: Sequence[MeasureOrder], number: str) -> list[OrderAwaiting]:
+    """Each order as the reply rule sees it: did its message (and its lift order's) leave for this number?"""
+    left: dict[str, list[dt.datetime]] = {}
+    ids = [str(o.id) for o in orders]
+    if ids:
+        for sid, created in session.execute(
+                select(OutboxMessage.subject_id, OutboxMessage.created_at)
+                .where(OutboxMessage.subject_type == SUBJECT, OutboxMessage.subject_id.in_(ids),
+                       OutboxMessage.to_number == number, OutboxMessage.sent_at.is_not(None))).all():
+            left.setdefault(str(sid), []).append(created)
+    out = []
+    for o in orders:
+        sent = left.get(str(o.id), [])
+        lift_sent = o.lift_ordered_at is not None and any(t >= o.lift_ordered_at for t in sent)
+        out.append(OrderAwaiting(o.id, o.kind, S(o.state), reached=bool(sent), lift_reached=lift_sent,
+                                 lift_acknowledged=o.lift_acknowledged_at is not None,
+                                 mine=o.person_phone == number))
+    return out
+
+
+def handle_inbound(session: Session, answer: Any) -> None:
+    """Answer handler for the webhook layer (an ``InboundAnswer``): a keypress or SMS reply answers the
+    person's callouts and measure orders by the rule in ``measures.route_reply``; the callout part is
+    the callout layer's own handler, so its answers are recorded exactly as before."""
+    keypress = answer.kind == "keypress"
+    parsed = parse_keypress(answer.text) if keypress else parse_reply(answer.text)
+    if parsed is None:
+        return
+    sid = answer.subject_id or ""
+    pointed = int(sid) if answer.subject_type == SUBJECT and sid.isdigit() else None
+    if keypress and pointed is None:
+        callout_service.handle_inbound(session, answer)
+        return
+    number: str = answer.from_number
+    orders = _orders_for_number(session, number, pointed)
+    route = rules.route_reply(
+        keypress=keypress, parsed=parsed, pointed_order=pointed,
+        pointed_callout=answer.subject_type == callout_service.SUBJECT,
+        callout_waiting=not keypress and callout_service.has_unanswered(session, number),
+        orders=_awaiting(session, orders, number))
+    if route.to_callout:
+        callout_service.handle_inbound(session, answer)
+    channel = AnswerChannel.KEYPRESS if keypress else AnswerChannel.SMS_REPLY
+    now: dt.datetime = answer.received_at
+    actor = f"phone:{number}"
+    evidence = {"channel": channel.value, "kind": parsed.kind.value, "raw": (answer.text or "")[:200],
+                "from_number": number, "inbound_id": answer.inbound_id}
+    for o in orders:
+        for act in route.steps.get(o.id, ()):
+            transition(session, o, act, actor=actor, now=now, via=channel.value, evidence=evidence,
+                       report=route.progress if act is A.REPORT_PROGRESS else None)
+        if o.id in route.noted:
+            _event(session, o, "replied", actor, now, evidence)
 
 
 # ---------------------------------------------------------------------------------------------- overdue
@@ -583,6 +758,7 @@ def view(order: MeasureOrder, now: dt.datetime) -> dict[str, Any]:
         "expected": order.expected, "responsible_unit": order.responsible_unit, "unit_kind": order.unit_kind,
         "person_name": order.person_name, "person_phone": order.person_phone, "channels": order.channels,
         "deadline": order.deadline, "ordered_at": order.ordered_at, "acknowledged_at": order.acknowledged_at,
+        "acknowledged_via": order.acknowledged_via, "lift_acknowledged_via": order.lift_acknowledged_via,
         "started_at": order.started_at, "carried_out_at": order.carried_out_at, "report": order.report,
         "gap": gap.as_dict() if gap and order.report else None,
         "overdue": order.overdue or rules.is_overdue(order.state, order.deadline, now),

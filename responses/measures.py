@@ -7,7 +7,9 @@ then confirmed) and the measure ends ``lifted``. An order that was never acted o
 ``cancelled``; the responsible unit can ``reject`` it (wrong unit, impossible) and the leader then
 reassigns, cancels or waives it; the leader can ``waive`` any open measure with a reason. Only
 ``lifted``, ``cancelled`` and ``waived`` are final: a run may close only when every measure is in
-one of them, so nothing stays closed or evacuated silently.
+one of them, so nothing stays closed or evacuated silently. Progress on the way (``report_progress``,
+e.g. "已转移35人") moves an order to ``in_progress`` and keeps the figures so far, so the 应转尽转 gap
+is visible before the order is carried out.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import datetime as dt
 import enum
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from config.transitions import IllegalTransition, Machine
+from responses.callouts import ParsedAnswer
 from responses.plans import MEASURE_ZH, MeasureKind, MeasureRule
 
 
@@ -38,6 +41,7 @@ class MeasureState(enum.StrEnum):
 class MeasureAction(enum.StrEnum):
     ACKNOWLEDGE = "acknowledge"
     START = "start"
+    REPORT_PROGRESS = "report_progress"  # figures so far ("已转移35人"), not yet carried out
     CARRY_OUT = "carry_out"  # with a report
     REJECT = "reject"  # by the responsible unit, with a reason
     REASSIGN = "reassign"  # the leader gives a rejected order to another unit
@@ -62,6 +66,9 @@ TRANSITIONS: dict[tuple[MeasureAction, MeasureState], MeasureState] = {
     (A.ACKNOWLEDGE, S.ORDERED): S.ACKNOWLEDGED,
     (A.START, S.ORDERED): S.IN_PROGRESS,
     (A.START, S.ACKNOWLEDGED): S.IN_PROGRESS,
+    (A.REPORT_PROGRESS, S.ORDERED): S.IN_PROGRESS,
+    (A.REPORT_PROGRESS, S.ACKNOWLEDGED): S.IN_PROGRESS,
+    (A.REPORT_PROGRESS, S.IN_PROGRESS): S.IN_PROGRESS,
     (A.CARRY_OUT, S.ORDERED): S.CARRIED_OUT,
     (A.CARRY_OUT, S.ACKNOWLEDGED): S.CARRIED_OUT,
     (A.CARRY_OUT, S.IN_PROGRESS): S.CARRIED_OUT,
@@ -95,6 +102,7 @@ STATE_ZH = {
 ACTION_ZH = {
     A.ACKNOWLEDGE: "签收",
     A.START: "开始落实",
+    A.REPORT_PROGRESS: "报告进展",
     A.CARRY_OUT: "报告落实",
     A.REJECT: "退回",
     A.REASSIGN: "改派",
@@ -174,12 +182,8 @@ class ReportError(ValueError):
         super().__init__(en)
 
 
-def clean_report(kind: MeasureKind | str, report: Mapping[str, Any], expected: int | None = None) -> dict[str, Any]:
-    """A carried-out report: whole non-negative figures, the kind's own figure present, notes kept.
-
-    ``expected`` (the site's evacuation list) is the order's, not the reporter's: it is filled in here.
-    """
-    k = MeasureKind(kind)
+def _figures(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The report's figures (whole, non-negative) and note; ``expected`` is the order's, never the reporter's."""
     out: dict[str, Any] = {}
     for key, value in report.items():
         if key in _FIGURES and key != "expected":
@@ -192,10 +196,34 @@ def clean_report(kind: MeasureKind | str, report: Mapping[str, Any], expected: i
             continue
         else:
             raise ReportError(f"不认识的报告项：{key}", f"unknown report field: {key}")
+    return out
+
+
+def clean_report(kind: MeasureKind | str, report: Mapping[str, Any], expected: int | None = None) -> dict[str, Any]:
+    """A carried-out report: whole non-negative figures, the kind's own figure present, notes kept.
+
+    ``expected`` (the site's evacuation list) is the order's, not the reporter's: it is filled in here.
+    """
+    k = MeasureKind(kind)
+    out = _figures(report)
     need = REQUIRED_FIGURE.get(k)
     if need and need not in out:
         raise ReportError(f"落实报告缺少“{REPORT_ZH[need]}”", f"the report needs {need}")
     if k is MeasureKind.EVACUATION and expected is not None:
+        out["expected"] = expected
+    return out
+
+
+def clean_progress(kind: MeasureKind | str, report: Mapping[str, Any], expected: int | None = None,
+                   before: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A progress report: figures so far and a note, at least one of them. Figures not given stay as
+    ``before`` had them, so "已转移35人" then "已转移50人" reads 50 and nothing else is lost."""
+    given = _figures(report)
+    if not given:
+        raise ReportError("进展报告至少要有一个数字或一段说明", "a progress report needs a figure or a note")
+    out = {k: v for k, v in (before or {}).items() if k in _FIGURES or k == "note"}
+    out.update(given)
+    if MeasureKind(kind) is MeasureKind.EVACUATION and expected is not None:
         out["expected"] = expected
     return out
 
@@ -365,3 +393,90 @@ def still_required(rules: Iterable[MeasureRule], kind: str, label: str) -> bool:
         if rule.kind.value == kind and (rule.kind is not MeasureKind.CUSTOM or rl == label):
             return True
     return False
+
+
+# ---------------------------------------------------------------------------------------------- replies
+
+# States in which a reported figure is progress on the way (a carried-out order takes a corrected
+# report through carry_out, from the duty desk).
+PROGRESSING = frozenset({S.ORDERED, S.ACKNOWLEDGED, S.IN_PROGRESS})
+
+
+@dataclass(frozen=True)
+class OrderAwaiting:
+    """What routing a reply needs to know of one order sent to the number that replied."""
+
+    id: int
+    kind: str
+    state: MeasureState
+    reached: bool  # a message of the order to this number has left (the provider accepted it)
+    lift_reached: bool = False  # the same for its lift order
+    lift_acknowledged: bool = False
+    mine: bool = True  # the order is (still) this number's: a reassigned order is no longer the old person's
+
+
+@dataclass(frozen=True)
+class ReplyRoute:
+    """Where one inbound reply or keypress goes: the callout layer, and/or these orders."""
+
+    to_callout: bool
+    steps: dict[int, tuple[MeasureAction, ...]] = field(default_factory=dict)
+    progress: dict[str, Any] = field(default_factory=dict)  # the figures report_progress records
+    noted: tuple[int, ...] = ()  # orders the reply is recorded on without changing them
+
+
+def reply_progress(parsed: ParsedAnswer) -> dict[str, Any]:
+    """The figures a reply reports, in a report's words ("已转移35人" → people_evacuated 35)."""
+    n = parsed.report.get("evacuated")
+    return {"people_evacuated": n} if isinstance(n, int) and not isinstance(n, bool) else {}
+
+
+def _steps(o: OrderAwaiting, *, progress: bool) -> tuple[MeasureAction, ...]:
+    if not o.mine:
+        return ()
+    if o.state is S.LIFTING:
+        return (A.ACKNOWLEDGE_LIFT,) if o.lift_reached and not o.lift_acknowledged else ()
+    out: list[MeasureAction] = []
+    if o.state is S.ORDERED and o.reached:
+        out.append(A.ACKNOWLEDGE)
+    if progress and o.state in PROGRESSING:
+        out.append(A.REPORT_PROGRESS)
+    return tuple(out)
+
+
+def route_reply(*, keypress: bool, parsed: ParsedAnswer, pointed_order: int | None, pointed_callout: bool,
+                callout_waiting: bool, orders: Sequence[OrderAwaiting]) -> ReplyRoute:
+    """Decide what one reply from a person does, when that person may have callouts and orders open.
+
+    - A keypress is pressed in one call, and a call carries one message: it answers that message
+      only — the order the call was about (acknowledged; its lift order acknowledged), or else the
+      callout (the callout layer's rule).
+    - An SMS reply cannot say which of our messages it answers, and any reply proves the person
+      read their phone. So it answers everything of theirs still waiting for a reply: the callout
+      layer takes it when that person has an unanswered callout (or the reply's latest message was a
+      callout's), and every order sent to them that waits for acknowledgement is acknowledged (a
+      lift order waiting, lift-acknowledged). An order whose message has not left yet is not: the
+      person cannot have read it, and nobody answers for an order that is no longer theirs.
+    - A figure ("已转移35人") is progress on one evacuation order: the one the reply's latest message
+      was about when that is an open evacuation, else the newest open evacuation of theirs.
+    - A reply that changes nothing is still kept: on the order its latest message was about, else
+      by the callout layer (a further answer), so it is never lost.
+    """
+    by_id = {o.id: o for o in orders}
+    if keypress:
+        o = by_id.get(pointed_order) if pointed_order is not None else None
+        if o is None:  # a call about a callout, or about an order no longer there
+            return ReplyRoute(to_callout=pointed_order is None)
+        o = replace(o, reached=True, lift_reached=o.state is S.LIFTING)
+        steps = _steps(o, progress=False)
+        return ReplyRoute(False, {o.id: steps} if steps else {}, noted=() if steps else (o.id,))
+    progress = reply_progress(parsed)
+    target: int | None = None
+    if progress:
+        evac = [o for o in orders if o.kind == MeasureKind.EVACUATION.value and o.state in PROGRESSING and o.reached]
+        pointed = next((o for o in evac if o.id == pointed_order), None)
+        target = pointed.id if pointed else (max(o.id for o in evac) if evac else None)
+    steps = {o.id: st for o in orders if (st := _steps(o, progress=o.id == target))}
+    noted = (pointed_order,) if pointed_order in by_id and pointed_order not in steps else ()
+    to_callout = callout_waiting or pointed_callout or not (steps or noted)
+    return ReplyRoute(to_callout, steps, progress if target is not None else {}, noted)

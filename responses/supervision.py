@@ -5,6 +5,9 @@
   leader on duty gets a notice; the flag clears when a run starts or the warning ends.
 - A consultation's missing judgements at the deadline get a notice to the leader on duty.
 - A shift in the coming days without a leader on duty is flagged ``shift_without_leader``.
+- A measure order with nobody to reach (no duty person for its unit, no number) is flagged
+  ``measure_unassigned`` at once and the duty officer gets a notice; the flag clears when someone
+  is assigned or the order ends (the measure service raises and clears it).
 
 Every flag has a unique ``key``, so a sweep that runs twice (or on two instances) raises it once.
 """
@@ -24,6 +27,7 @@ from warning.draft import Level
 from warning.models import Warning
 
 RUN_OVERDUE = "run_overdue"
+MEASURE_UNASSIGNED = "measure_unassigned"
 SHIFT_WITHOUT_LEADER = "shift_without_leader"
 JUDGEMENT_MISSING = "judgement_missing"
 SUPERVISED_LEVELS = (Level.ORANGE.value, Level.RED.value)
@@ -58,6 +62,25 @@ def _clear(session: Session, flag: SupervisionFlag, *, reason: str, now: dt.date
            entity_id=flag.id, actor="rule:supervision", payload={"key": flag.key, "reason": reason})
 
 
+def raise_flag(session: Session, *, key: str, kind: str, subject_type: str, subject_id: object, now: dt.datetime,
+               due_at: dt.datetime | None, detail: dict[str, Any]) -> SupervisionFlag | None:
+    """Raise a flag once (None when its key was raised before); for the services that supervise
+    their own rows."""
+    return _flag(session, key=key, kind=kind, subject_type=subject_type, subject_id=subject_id, now=now,
+                 due_at=due_at, detail=detail)
+
+
+def clear_flag(session: Session, flag: SupervisionFlag, *, reason: str, now: dt.datetime) -> None:
+    _clear(session, flag, reason=reason, now=now)
+
+
+def open_flags_for(session: Session, kind: str, subject_type: str, subject_id: object) -> list[SupervisionFlag]:
+    return list(session.execute(select(SupervisionFlag).where(
+        SupervisionFlag.kind == kind, SupervisionFlag.subject_type == subject_type,
+        SupervisionFlag.subject_id == str(subject_id), SupervisionFlag.cleared_at.is_(None))
+        .order_by(SupervisionFlag.id)).scalars())
+
+
 def notify_leader_on_duty(session: Session, *, kind: str, subject: str, subject_en: str, entity_type: str,
                           entity_id: object, now: dt.datetime) -> Notice:
     """A notice for whoever leads the current shift; with nobody on the roster it goes to the duty desk."""
@@ -72,6 +95,20 @@ def notify_leader_on_duty(session: Session, *, kind: str, subject: str, subject_
     record(session, now=now, action="notice.created", entity_type="notice", entity_id=n.id, actor="rule:supervision",
            payload={"kind": kind, "to": n.recipient_name or n.recipient_role, "about": f"{entity_type}:{entity_id}",
                     "subject": subject})
+    return n
+
+
+def notify_duty_officer(session: Session, *, kind: str, subject: str, subject_en: str, entity_type: str,
+                        entity_id: object, now: dt.datetime) -> Notice:
+    """A notice for the duty desk: the work is the duty officer's (phone someone, assign someone),
+    as the callout layer's notices of an unanswered callout are."""
+    n = Notice(created_at=now, kind=kind, recipient_role="duty_officer", recipient_name=None, recipient_phone=None,
+               department=None, subject=subject[:300], subject_en=subject_en[:300], entity_type=entity_type,
+               entity_id=str(entity_id))
+    session.add(n)
+    session.flush()
+    record(session, now=now, action="notice.created", entity_type="notice", entity_id=n.id, actor="rule:supervision",
+           payload={"kind": kind, "to": "duty_officer", "about": f"{entity_type}:{entity_id}", "subject": subject})
     return n
 
 

@@ -4,8 +4,11 @@ These are not behind a user login: the provider signs them. Each request is chec
 ``RequestValidator`` against the configured public URL (what the provider was told to call, not
 what the proxy in front of us forwarded); an unsigned or badly signed request gets 403, changes
 nothing, and is written to the event log. Inbound replies and keypresses are stored verbatim
-before anything else, then handed to the answer handler the wiring registers (the callout layer),
-so an answer is evidence even when no handler is there or the handler fails.
+before anything else, then handed to the answer handler the wiring registers (the measure layer's,
+which answers callouts through the callout layer and acknowledges measure orders), so an answer is
+evidence even when no handler is there or the handler fails. The handler is told which of our
+messages the answer points at: a keypress, the call it was pressed in; an SMS reply, the latest SMS
+sent to that number.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ ANSWER_ZH = {"1": "收到", "2": "需要支援"}
 
 @dataclass(frozen=True)
 class InboundAnswer:
-    """An answer as it came in; the callout layer decides what it means for whom."""
+    """An answer as it came in; the layers above decide what it means for whom."""
 
     kind: str  # sms | keypress
     text: str  # digits pressed or the reply text
@@ -65,7 +68,7 @@ StatusHandler = Callable[[Session, OutboxMessage], None]
 
 
 def set_answer_handler(app: Any, handler: AnswerHandler | None) -> None:
-    """Register who receives answers (the callout layer); called from the wiring."""
+    """Register who receives answers (callouts and measure orders); called from the wiring."""
     app.state.messaging_answer_handler = handler
 
 
