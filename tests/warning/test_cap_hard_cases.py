@@ -151,7 +151,9 @@ def test_real_reservoir_discharge_under_infra_is_a_red_flood(data_dir: Path) -> 
 
 def test_event_beats_category_and_codes_decide_without_words(data_dir: Path) -> None:
     body = (data_dir / "samples/cap/extra/tw-wra_reservoir-discharge_infra_2014.cap").read_bytes()
-    no_words = body.replace("水庫洩洪".encode(), "通知".encode()).replace("洩洪中".encode(), "".encode())
+    no_words = body.replace("水庫洩洪".encode(), "通知".encode()).replace("洩洪中".encode(), b"").replace(
+        "水庫".encode(), b"")
+    assert "水庫".encode() not in no_words and "洩洪".encode() not in no_words
     assert cap(no_words, CTX).warnings[0].hazard is Hazard.FLOOD  # the CAP-TWP event code ReservoirDis
     met_flood = body.replace(b"<category>Infra</category>", b"<category>Met</category>")
     assert cap(met_flood, CTX).warnings[0].hazard is Hazard.FLOOD  # the event, not the category

@@ -26,7 +26,8 @@ def _ingest(db: Session, feed, body: bytes, now: dt.datetime, wh, **kw):  # type
 
 
 def _cap_samples(data_dir: Path) -> list[Path]:
-    return sorted(p for p in (data_dir / "samples" / "cap").rglob("*") if p.is_file() and p.suffix not in (".xsd", ".md"))
+    files = (data_dir / "samples" / "cap").rglob("*")
+    return sorted(p for p in files if p.is_file() and p.suffix not in (".xsd", ".md"))
 
 
 def test_every_cap_sample_is_stored_then_processed_and_recognized_again(

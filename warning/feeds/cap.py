@@ -315,7 +315,7 @@ def _area_blocks(infos: list[dict[str, Any]], problems: list[str]) -> list[AreaS
     seen: set[tuple[Any, ...]] | None = set() if len(infos) > 1 else None
     n = 0
     for info in infos:
-        for a in info["area"] if "area" in info else ():
+        for a in info.get("area", ()):
             polys = a["polygon"]
             circs = a["circle"]
             raw_codes = a["geocode"]
