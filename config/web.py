@@ -1,21 +1,26 @@
 """Request-scoped dependencies shared by every router: database session, clock, settings, user.
 
 Role checks live in one place, ``require``: each router declares which roles may call it, and the
-declared roles are kept on the dependency so tests can prove 401/403 for every route.
+declared roles are kept on the dependency so tests can prove 401/403 for every route. The same facts
+declare those statuses in the OpenAPI document (``declare_common_errors``), so no router lists them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import get_flat_params
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
+from starlette.routing import BaseRoute
 
 from config.clock import Clock
-from config.errors import ApiError
+from config.errors import ApiError, errors
 from config.settings import Settings
 from config.users import Role, User
 
@@ -114,3 +119,52 @@ STAFF = (Role.ADMIN, Role.LEADER, Role.DUTY_OFFICER)
 
 def actor_of(user: User) -> str:
     return f"user:{user.username}"
+
+
+def _calls(dependant: Dependant) -> Iterator[Any]:
+    for sub in dependant.dependencies:
+        yield sub.call
+        yield from _calls(sub)
+
+
+def _common_statuses(route: APIRoute) -> list[int]:
+    calls = list(_calls(route.dependant))
+    statuses: list[int] = []
+    if route.body_field is not None:
+        statuses.append(400)  # a body that cannot be parsed at all (bytes that are not UTF-8, broken multipart)
+    if any(c is current_user or isinstance(c, RoleCheck) for c in calls):
+        statuses.append(401)
+    if any(isinstance(c, RoleCheck) for c in calls):
+        statuses.append(403)
+    if route.body_field is not None or get_flat_params(route.dependant):
+        statuses.append(422)
+    return statuses
+
+
+def declare_common_errors(document: dict[str, Any], routes: Sequence[BaseRoute]) -> dict[str, Any]:
+    """Declare on each operation of ``document`` the errors its dependencies and parameters can give.
+
+    401 where a login is needed, 403 where a role is checked, 422 where anything is validated (in the
+    one error shape, replacing FastAPI's own), 400 where a body is read. Statuses a router declares
+    itself are kept as they are; everything else an operation can answer (404, 409 …) its router declares.
+    """
+    paths = document.get("paths", {})
+    for ctx in iter_route_contexts(routes):
+        route = ctx.original_route
+        if not isinstance(route, APIRoute) or not route.include_in_schema or ctx.path_format not in paths:
+            continue
+        common = errors(*_common_statuses(route))
+        for method in ctx.methods or ():
+            responses = paths[ctx.path_format].get(method.lower(), {}).setdefault("responses", {})
+            for status, entry in common.items():
+                current = responses.get(str(status))
+                if current is None or _FASTAPI_422 in str(current):
+                    responses[str(status)] = entry
+    schemas = document.get("components", {}).get("schemas", {})
+    if _FASTAPI_422 not in str(paths):
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+    return document
+
+
+_FASTAPI_422 = "#/components/schemas/HTTPValidationError"

@@ -10,14 +10,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
 from config import auth
 from config.auth import LoginLimiter
 from config.clock import Clock
 from config.database import ping
-from config.errors import install_error_handlers
+from config.errors import add_error_schema, errors, install_error_handlers
 from config.runtime import Runtime, build_runtime
 from config.settings import Settings
+from config.web import declare_common_errors
 from geo import api as geo_api
 from jiaoying import __version__, migrate
 from jiaoying.scheduler import build_scheduler
@@ -47,6 +49,14 @@ ROUTERS = [
 ]
 
 PUBLIC_PATHS = {"/healthz", "/readyz", "/auth/token", *webhooks.WEBHOOK_PATHS}  # webhooks: provider-signed
+
+# Statuses a router's own module cannot declare for itself: the provider webhooks refuse a bad signature.
+ROUTER_ERRORS: dict[int, dict[int | str, dict[str, Any]]] = {id(webhooks.router): errors(403)}
+
+
+class Readiness(BaseModel):
+    status: str  # ready | not_ready
+    checks: dict[str, Any]
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -107,7 +117,8 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    @app.get("/readyz", tags=["health"], operation_id="readyz")
+    @app.get("/readyz", tags=["health"], operation_id="readyz", response_model=Readiness,
+             responses={503: {"model": Readiness, "description": "未就绪 / not ready: see checks"}})
     def readyz(request: Request) -> Any:
         rt: Runtime = request.app.state.runtime
         checks: dict[str, Any] = {}
@@ -135,5 +146,18 @@ def create_app(
         return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503)
 
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, responses=ROUTER_ERRORS.get(id(router)))
+    _document_errors(app)
     return app
+
+
+def _document_errors(app: FastAPI) -> None:
+    """The OpenAPI document carries the one error shape every operation refers to."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_error_schema(declare_common_errors(generate(), app.routes))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, File, UploadFile
 from sqlalchemy import select
 
-from config.errors import ApiError, not_found
+from config.errors import ApiError, errors, not_found
 from config.eventlog import events_for
+from config.fields import RowId
 from config.users import Role, User
 from config.web import ALL_ROLES, DB, STAFF, ClockDep, SettingsDep, actor_of, require
 from responses import roster_service, service, supervision
@@ -42,13 +43,6 @@ ROSTER_EDITORS = (Role.ADMIN, Role.DUTY_OFFICER)
 MAX_UPLOAD = 5 * 1024 * 1024
 
 
-def _hazard(hazard: str) -> Hazard:
-    try:
-        return Hazard(hazard)
-    except ValueError:
-        raise not_found("灾种预案", "plan for hazard", hazard) from None
-
-
 def _plan_out(db: DB, hz: Hazard) -> PlanOut:
     plan, version = service.current_plan(db, hz.value)
     if plan is None:
@@ -70,15 +64,15 @@ def responses_plans_list(db: DB) -> Any:
     return out
 
 
-@router.get("/plans/{hazard}", response_model=PlanOut, dependencies=[require(*ALL_ROLES)])
-def responses_plans_get(hazard: str, db: DB) -> Any:
-    return _plan_out(db, _hazard(hazard))
+@router.get("/plans/{hazard}", response_model=PlanOut, dependencies=[require(*ALL_ROLES)], responses=errors(404))
+def responses_plans_get(hazard: Hazard, db: DB) -> Any:
+    return _plan_out(db, hazard)
 
 
-@router.put("/plans/{hazard}", response_model=PlanOut)
-def responses_plans_edit(hazard: str, body: PlanEditIn, db: DB, clock: ClockDep,
+@router.put("/plans/{hazard}", response_model=PlanOut, responses=errors(404))
+def responses_plans_edit(hazard: Hazard, body: PlanEditIn, db: DB, clock: ClockDep,
                          user: User = require(Role.ADMIN)) -> Any:
-    hz = _hazard(hazard)
+    hz = hazard
     doc, errors = service.save_plan_document(db, hazard=hz.value, source=body.source, fmt=body.format,
                                              note=body.note, actor=actor_of(user), now=clock.now())
     if doc is None:
@@ -111,8 +105,8 @@ def _run(db: DB, run_id: int, lock: bool = False) -> ResponseRun:
     return run
 
 
-@router.get("/runs/{run_id}", response_model=RunDetail, dependencies=[require(*ALL_ROLES)])
-def responses_runs_get(run_id: int, db: DB) -> Any:
+@router.get("/runs/{run_id}", response_model=RunDetail, dependencies=[require(*ALL_ROLES)], responses=errors(404))
+def responses_runs_get(run_id: RowId, db: DB) -> Any:
     run = _run(db, run_id)
     out = RunDetail.model_validate(run, from_attributes=True)
     out.events = [{"seq": e.seq, "at": e.at, "action": e.action, "actor": e.actor, "payload": e.payload}
@@ -120,8 +114,8 @@ def responses_runs_get(run_id: int, db: DB) -> Any:
     return out
 
 
-@router.post("/runs/{run_id}/closing", response_model=RunOut)
-def responses_runs_begin_closing(run_id: int, body: RunClosingIn, db: DB, clock: ClockDep,
+@router.post("/runs/{run_id}/closing", response_model=RunOut, responses=errors(404, 409))
+def responses_runs_begin_closing(run_id: RowId, body: RunClosingIn, db: DB, clock: ClockDep,
                                  user: User = require(*LEADERS)) -> Any:
     run = _run(db, run_id, lock=True)
     if RunState(run.state) is not RunState.ACTIVE:
@@ -131,8 +125,8 @@ def responses_runs_begin_closing(run_id: int, body: RunClosingIn, db: DB, clock:
     return run
 
 
-@router.post("/runs/{run_id}/close", response_model=RunOut)
-def responses_runs_close(run_id: int, body: RunCloseIn, db: DB, clock: ClockDep,
+@router.post("/runs/{run_id}/close", response_model=RunOut, responses=errors(404, 409))
+def responses_runs_close(run_id: RowId, body: RunCloseIn, db: DB, clock: ClockDep,
                          user: User = require(*LEADERS)) -> Any:
     run = _run(db, run_id, lock=True)
     service.close_run(db, run, actor=actor_of(user), now=clock.now(), note=body.note)
@@ -194,7 +188,7 @@ def roster_shifts_save(body: ShiftsIn, db: DB, clock: ClockDep, user: User = req
     return roster
 
 
-@roster_router.post("/import", response_model=RosterOut, status_code=201)
+@roster_router.post("/import", response_model=RosterOut, status_code=201, responses=errors(413))
 def roster_import(db: DB, clock: ClockDep, settings: SettingsDep, file: UploadFile = File(...),
                   user: User = require(*ROSTER_EDITORS)) -> Any:
     data = file.file.read(MAX_UPLOAD + 1)
@@ -209,8 +203,9 @@ def roster_import(db: DB, clock: ClockDep, settings: SettingsDep, file: UploadFi
     return roster
 
 
-@roster_router.get("/imports/{roster_id}", response_model=RosterOut, dependencies=[require(*STAFF)])
-def roster_import_get(roster_id: int, db: DB) -> Any:
+@roster_router.get("/imports/{roster_id}", response_model=RosterOut, dependencies=[require(*STAFF)],
+                   responses=errors(404))
+def roster_import_get(roster_id: RowId, db: DB) -> Any:
     roster = db.get(Roster, roster_id)
     if roster is None:
         raise not_found("值班表导入", "roster import", roster_id)

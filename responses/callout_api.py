@@ -13,8 +13,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from config.errors import ApiError, not_found
+from config.errors import ApiError, errors, not_found
 from config.eventlog import record
+from config.fields import PHONE_RE, RowId
 from config.users import Role, User
 from config.web import ALL_ROLES, DB, STAFF, ClockDep, SettingsDep, actor_of, require
 from responses import callout_service as svc
@@ -36,9 +37,13 @@ def _phone(raw: str | None, field: str) -> str | None:
     if raw is None or raw.strip() == "":
         return None
     try:
-        return normalize_phone(raw)
+        number = normalize_phone(raw)
     except PhoneError as exc:
         raise ApiError(422, "bad_phone", f"{field}：{exc.zh}", f"{field}: {exc.en}") from None
+    if not PHONE_RE.match(raw):  # the documented pattern: ASCII digits only, as E.164 needs
+        raise ApiError(422, "bad_phone", f"{field}：号码只能使用半角数字：{raw}",
+                       f"{field}: a number is written with ASCII digits: {raw}")
+    return number
 
 
 def _contact(db: DB, contact_id: int) -> Contact:
@@ -108,13 +113,13 @@ def contacts_import(db: DB, clock: ClockDep, settings: SettingsDep, user: User =
     return body
 
 
-@contacts_router.get("/{contact_id}", dependencies=[require(*STAFF)])
-def contacts_get(contact_id: int, db: DB, clock: ClockDep) -> dict[str, Any]:
+@contacts_router.get("/{contact_id}", dependencies=[require(*STAFF)], responses=errors(404))
+def contacts_get(contact_id: RowId, db: DB, clock: ClockDep) -> dict[str, Any]:
     """一个联系人 / one contact with duties."""
     return csvc.contact_dict(_contact(db, contact_id), clock.now())
 
 
-@contacts_router.post("", status_code=201, dependencies=[require(*EDITORS)])
+@contacts_router.post("", status_code=201, dependencies=[require(*EDITORS)], responses=errors(409))
 def contacts_create(body: ContactIn, db: DB, clock: ClockDep, user: User = require(*EDITORS)) -> dict[str, Any]:
     """新增联系人 / create a contact with duties."""
     now = clock.now()
@@ -138,8 +143,8 @@ def contacts_create(body: ContactIn, db: DB, clock: ClockDep, user: User = requi
     return csvc.contact_dict(c, now)
 
 
-@contacts_router.patch("/{contact_id}", dependencies=[require(*EDITORS)])
-def contacts_update(contact_id: int, body: ContactPatch, db: DB, clock: ClockDep,
+@contacts_router.patch("/{contact_id}", dependencies=[require(*EDITORS)], responses=errors(404, 409))
+def contacts_update(contact_id: RowId, body: ContactPatch, db: DB, clock: ClockDep,
                     user: User = require(*EDITORS)) -> dict[str, Any]:
     """修改联系人（停用、换号）/ edit a contact (deactivate, change numbers)."""
     now = clock.now()
@@ -166,8 +171,9 @@ def contacts_update(contact_id: int, body: ContactPatch, db: DB, clock: ClockDep
     return csvc.contact_dict(c, now)
 
 
-@contacts_router.post("/{contact_id}/duties", status_code=201, dependencies=[require(*EDITORS)])
-def contacts_add_duty(contact_id: int, body: DutyIn, db: DB, clock: ClockDep,
+@contacts_router.post("/{contact_id}/duties", status_code=201, dependencies=[require(*EDITORS)],
+                      responses=errors(404, 409))
+def contacts_add_duty(contact_id: RowId, body: DutyIn, db: DB, clock: ClockDep,
                       user: User = require(*EDITORS)) -> dict[str, Any]:
     """增加职务 / add a duty."""
     now = clock.now()
@@ -183,8 +189,8 @@ def contacts_add_duty(contact_id: int, body: DutyIn, db: DB, clock: ClockDep,
     return csvc.contact_dict(c, now)
 
 
-@contacts_router.delete("/{contact_id}/duties/{duty_id}", dependencies=[require(*EDITORS)])
-def contacts_remove_duty(contact_id: int, duty_id: int, db: DB, clock: ClockDep,
+@contacts_router.delete("/{contact_id}/duties/{duty_id}", dependencies=[require(*EDITORS)], responses=errors(404))
+def contacts_remove_duty(contact_id: RowId, duty_id: RowId, db: DB, clock: ClockDep,
                          user: User = require(*EDITORS)) -> dict[str, Any]:
     """删除职务 / remove a duty."""
     now = clock.now()
@@ -203,16 +209,16 @@ def contacts_remove_duty(contact_id: int, duty_id: int, db: DB, clock: ClockDep,
 # ---------------------------------------------------------------------------------------------- callouts
 
 
-@router.get("/runs/{run_id}/board", dependencies=[require(*ALL_ROLES)])
-def callouts_board(run_id: int, db: DB, clock: ClockDep, settings: SettingsDep) -> dict[str, Any]:
+@router.get("/runs/{run_id}/board", dependencies=[require(*ALL_ROLES)], responses=errors(404))
+def callouts_board(run_id: RowId, db: DB, clock: ClockDep, settings: SettingsDep) -> dict[str, Any]:
     """叫应看板：谁、哪些村、状态、应答用时、呼叫记录、升级 / the call-and-answer board of a run."""
     if db.get(ResponseRun, run_id) is None:
         raise not_found("响应", "run", run_id)
     return svc.board(db, run_id, now=clock.now(), tz=settings.tz)
 
 
-@router.post("/runs/{run_id}/start", dependencies=[require(*STAFF)])
-def callouts_start_run(run_id: int, db: DB, clock: ClockDep, user: User = require(*STAFF)) -> dict[str, Any]:
+@router.post("/runs/{run_id}/start", dependencies=[require(*STAFF)], responses=errors(404, 409))
+def callouts_start_run(run_id: RowId, db: DB, clock: ClockDep, user: User = require(*STAFF)) -> dict[str, Any]:
     """为响应补发叫应（已叫过的人不再重复）/ call the run's responsible people not yet called."""
     run = db.get(ResponseRun, run_id)
     if run is None:
@@ -227,8 +233,8 @@ def callouts_start_run(run_id: int, db: DB, clock: ClockDep, user: User = requir
     return {"created": len(created), "callouts": [c.id for c in created]}
 
 
-@router.get("/{callout_id}", dependencies=[require(*ALL_ROLES)])
-def callouts_get(callout_id: int, db: DB, clock: ClockDep, settings: SettingsDep) -> dict[str, Any]:
+@router.get("/{callout_id}", dependencies=[require(*ALL_ROLES)], responses=errors(404))
+def callouts_get(callout_id: RowId, db: DB, clock: ClockDep, settings: SettingsDep) -> dict[str, Any]:
     """一条叫应的详情 / one callout with attempts, answers, escalations."""
     c = db.get(Callout, callout_id)
     if c is None:
@@ -237,8 +243,8 @@ def callouts_get(callout_id: int, db: DB, clock: ClockDep, settings: SettingsDep
     return next(r for r in b["callouts"] if r["id"] == c.id)
 
 
-@router.post("/{callout_id}/answers", status_code=201, dependencies=[require(*STAFF)])
-def callouts_answer(callout_id: int, body: AnswerIn, db: DB, clock: ClockDep,
+@router.post("/{callout_id}/answers", status_code=201, dependencies=[require(*STAFF)], responses=errors(404, 409))
+def callouts_answer(callout_id: RowId, body: AnswerIn, db: DB, clock: ClockDep,
                     user: User = require(*STAFF)) -> dict[str, Any]:
     """值班员录入应答（电话确认须填写说明）/ a duty officer enters an answer (phone-confirmed needs a note)."""
     if body.channel not in (AnswerChannel.DUTY_OFFICER, AnswerChannel.WEB):

@@ -12,8 +12,9 @@ from typing import Literal
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from config.errors import ApiError, not_found
+from config.errors import ApiError, errors, not_found
 from config.eventlog import events_for
+from config.fields import PHONE_RE, RowId
 from config.users import Role, User
 from config.web import ALL_ROLES, DB, STAFF, ClockDep, SettingsDep, actor_of, require
 from responses import info_report_service, measure_service
@@ -41,6 +42,12 @@ LEADER_ACTIONS = frozenset({MeasureAction.CANCEL, MeasureAction.WAIVE, MeasureAc
                             MeasureAction.REASSIGN})
 
 
+def _check_phone(raw: str | None) -> None:
+    """The documented pattern (ASCII digits, as E.164 needs); the measure service reads the number itself."""
+    if raw and raw.strip() and not PHONE_RE.match(raw):
+        raise ApiError(400, "bad_phone", f"号码格式不对：{raw}", f"not a phone number: {raw}")
+
+
 def _order(db: DB, measure_id: int, *, lock: bool = False) -> MeasureOrder:
     order = measure_service.get(db, measure_id, lock=lock)
     if order is None:
@@ -49,7 +56,7 @@ def _order(db: DB, measure_id: int, *, lock: bool = False) -> MeasureOrder:
 
 
 @router.get("", response_model=list[MeasureOut], dependencies=[require(*ALL_ROLES)])
-def measures_list(db: DB, clock: ClockDep, run_id: int | None = None, state: str | None = None,
+def measures_list(db: DB, clock: ClockDep, run_id: RowId | None = None, state: str | None = None,
                   open_only: bool = False, overdue: bool | None = None,
                   limit: int = Query(200, ge=1, le=1000)) -> list[dict[str, object]]:
     stmt = select(MeasureOrder).order_by(MeasureOrder.id.desc()).limit(limit)
@@ -66,19 +73,20 @@ def measures_list(db: DB, clock: ClockDep, run_id: int | None = None, state: str
     return out
 
 
-@router.get("/{measure_id}", response_model=MeasureDetail, dependencies=[require(*ALL_ROLES)])
-def measures_get(measure_id: int, db: DB, clock: ClockDep) -> dict[str, object]:
+@router.get("/{measure_id}", response_model=MeasureDetail, dependencies=[require(*ALL_ROLES)], responses=errors(404))
+def measures_get(measure_id: RowId, db: DB, clock: ClockDep) -> dict[str, object]:
     order = _order(db, measure_id)
     events = [{"seq": e.seq, "at": e.at, "action": e.action, "actor": e.actor, "payload": e.payload}
               for e in events_for(db, "measure_order", order.id)]
     return {**measure_service.view(order, clock.now()), "events": events}
 
 
-@router.post("", response_model=MeasureOut, status_code=201)
+@router.post("", response_model=MeasureOut, status_code=201, responses=errors(404, 409))
 def measures_create(body: MeasureCreateIn, db: DB, clock: ClockDep, settings: SettingsDep,
                     user: User = require(*LEADERS)) -> dict[str, object]:
     from responses import service
 
+    _check_phone(body.person_phone)
     run = service.get_run(db, body.run_id, lock=True)
     if run is None:
         raise not_found("响应", "run", body.run_id)
@@ -91,8 +99,8 @@ def measures_create(body: MeasureCreateIn, db: DB, clock: ClockDep, settings: Se
     return measure_service.view(order, clock.now())
 
 
-@router.post("/{measure_id}/actions/{action}", response_model=MeasureOut)
-def measures_act(measure_id: int, action: MeasureAction, body: MeasureActionIn, db: DB, clock: ClockDep,
+@router.post("/{measure_id}/actions/{action}", response_model=MeasureOut, responses=errors(404, 409))
+def measures_act(measure_id: RowId, action: MeasureAction, body: MeasureActionIn, db: DB, clock: ClockDep,
                  settings: SettingsDep, user: User = require(*STAFF)) -> dict[str, object]:
     if action in LEADER_ACTIONS and Role(user.role) not in LEADERS:
         raise ApiError(403, "forbidden", f"只有带班领导可以{rules.ACTION_ZH[action]}措施",
@@ -109,9 +117,10 @@ def measures_act(measure_id: int, action: MeasureAction, body: MeasureActionIn, 
     return measure_service.view(order, now)
 
 
-@router.post("/{measure_id}/assign", response_model=MeasureOut)
-def measures_assign(measure_id: int, body: MeasureAssignIn, db: DB, clock: ClockDep, settings: SettingsDep,
+@router.post("/{measure_id}/assign", response_model=MeasureOut, responses=errors(404, 409))
+def measures_assign(measure_id: RowId, body: MeasureAssignIn, db: DB, clock: ClockDep, settings: SettingsDep,
                     user: User = require(*STAFF)) -> dict[str, object]:
+    _check_phone(body.phone)
     order = _order(db, measure_id, lock=True)
     measure_service.assign(db, order, actor=actor_of(user), now=clock.now(), tz=settings.tz,
                            contact_id=body.contact_id, name=body.name, phone=body.phone)
@@ -119,8 +128,9 @@ def measures_assign(measure_id: int, body: MeasureAssignIn, db: DB, clock: Clock
     return measure_service.view(order, clock.now())
 
 
-@router.get("/{measure_id}/notice", response_model=NoticeTextOut, dependencies=[require(*STAFF)])
-def measures_notice(measure_id: int, db: DB, clock: ClockDep, settings: SettingsDep,
+@router.get("/{measure_id}/notice", response_model=NoticeTextOut, dependencies=[require(*STAFF)],
+            responses=errors(404, 409))
+def measures_notice(measure_id: RowId, db: DB, clock: ClockDep, settings: SettingsDep,
                     which: Literal["order", "lift"] = "order") -> NoticeTextOut:
     order = _order(db, measure_id)
     text = measure_service.notice_text(db, order, which, now=clock.now(), tz=settings.tz)
@@ -142,7 +152,7 @@ def _report_error(exc: info_report_service.ReportActionError) -> ApiError:
 
 
 @reports_router.get("", response_model=list[ReportOut], dependencies=[require(*ALL_ROLES)])
-def reports_list(db: DB, clock: ClockDep, settings: SettingsDep, run_id: int | None = None,
+def reports_list(db: DB, clock: ClockDep, settings: SettingsDep, run_id: RowId | None = None,
                  state: str | None = None, limit: int = Query(200, ge=1, le=1000)) -> list[dict[str, object]]:
     stmt = select(InfoReport).order_by(InfoReport.due_at.desc(), InfoReport.id.desc()).limit(limit)
     if run_id is not None:
@@ -153,13 +163,14 @@ def reports_list(db: DB, clock: ClockDep, settings: SettingsDep, run_id: int | N
     return [info_report_service.view(r, now, settings.tz) for r in db.execute(stmt).scalars()]
 
 
-@reports_router.get("/{report_id}", response_model=ReportOut, dependencies=[require(*ALL_ROLES)])
-def reports_get(report_id: int, db: DB, clock: ClockDep, settings: SettingsDep) -> dict[str, object]:
+@reports_router.get("/{report_id}", response_model=ReportOut, dependencies=[require(*ALL_ROLES)],
+                    responses=errors(404))
+def reports_get(report_id: RowId, db: DB, clock: ClockDep, settings: SettingsDep) -> dict[str, object]:
     return info_report_service.view(_report(db, report_id), clock.now(), settings.tz)
 
 
-@reports_router.put("/{report_id}/text", response_model=ReportOut)
-def reports_edit(report_id: int, body: ReportTextIn, db: DB, clock: ClockDep, settings: SettingsDep,
+@reports_router.put("/{report_id}/text", response_model=ReportOut, responses=errors(404, 409))
+def reports_edit(report_id: RowId, body: ReportTextIn, db: DB, clock: ClockDep, settings: SettingsDep,
                  user: User = require(*STAFF)) -> dict[str, object]:
     rep = _report(db, report_id, lock=True)
     try:
@@ -170,8 +181,8 @@ def reports_edit(report_id: int, body: ReportTextIn, db: DB, clock: ClockDep, se
     return info_report_service.view(rep, clock.now(), settings.tz)
 
 
-@reports_router.post("/{report_id}/redraft", response_model=ReportOut)
-def reports_redraft(report_id: int, db: DB, clock: ClockDep, settings: SettingsDep,
+@reports_router.post("/{report_id}/redraft", response_model=ReportOut, responses=errors(404, 409))
+def reports_redraft(report_id: RowId, db: DB, clock: ClockDep, settings: SettingsDep,
                     user: User = require(*STAFF)) -> dict[str, object]:
     rep = _report(db, report_id, lock=True)
     try:
@@ -182,8 +193,8 @@ def reports_redraft(report_id: int, db: DB, clock: ClockDep, settings: SettingsD
     return info_report_service.view(rep, clock.now(), settings.tz)
 
 
-@reports_router.post("/{report_id}/sent", response_model=ReportOut)
-def reports_mark_sent(report_id: int, body: ReportSentIn, db: DB, clock: ClockDep, settings: SettingsDep,
+@reports_router.post("/{report_id}/sent", response_model=ReportOut, responses=errors(404, 409))
+def reports_mark_sent(report_id: RowId, body: ReportSentIn, db: DB, clock: ClockDep, settings: SettingsDep,
                       user: User = require(*STAFF)) -> dict[str, object]:
     rep = _report(db, report_id, lock=True)
     try:

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from config.fields import PHONE_DOC, PHONE_PATTERN, RowId
+from responses.plans import MeasureKind
+
+# Checked by the measure service (400 bad_phone in its own words); blank means nobody is named.
+OptionalPhone = Annotated[str, Field(max_length=40, description="可留空 / may be blank; " + PHONE_DOC,
+                                     json_schema_extra={"pattern": f"^$|{PHONE_PATTERN}"})]
 
 
 class MeasureOut(BaseModel):
@@ -51,10 +58,17 @@ class MeasureActionIn(BaseModel):
 
 
 class MeasureCreateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A measure beyond the plan: for some areas or sites (at least one); a custom one needs its own label."""
 
-    run_id: int
-    kind: str
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "anyOf": [{"properties": {"area_codes": {"minItems": 1}}, "required": ["area_codes"]},
+                  {"properties": {"site_ids": {"minItems": 1}}, "required": ["site_ids"]}],
+        "if": {"properties": {"kind": {"const": MeasureKind.CUSTOM.value}}, "required": ["kind"]},
+        "then": {"properties": {"label": {"type": "string", "pattern": r"\S"}}, "required": ["label"]},
+    })
+
+    run_id: RowId
+    kind: MeasureKind
     label: str | None = Field(default=None, max_length=200)
     area_codes: list[str] = Field(default_factory=list)
     site_ids: list[str] = Field(default_factory=list)
@@ -63,15 +77,20 @@ class MeasureCreateIn(BaseModel):
     deadline_minutes: int = Field(gt=0, le=7 * 24 * 60)
     expected: int | None = Field(default=None, ge=0)
     person_name: str | None = Field(default=None, max_length=80)
-    person_phone: str | None = Field(default=None, max_length=40)
+    person_phone: OptionalPhone | None = None
 
 
 class MeasureAssignIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Who carries the measure out: a contact, or a number (and a name)."""
 
-    contact_id: int | None = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"properties": {"contact_id": {"type": "integer"}}, "required": ["contact_id"]},
+        {"properties": {"phone": {"type": "string", "minLength": 1}}, "required": ["phone"]},
+    ]})
+
+    contact_id: RowId | None = None
     name: str | None = Field(default=None, max_length=80)
-    phone: str | None = Field(default=None, max_length=40)
+    phone: OptionalPhone | None = None
 
 
 class NoticeTextOut(BaseModel):

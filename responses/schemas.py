@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from config.fields import AwareDateTimeIn
 
 
 class PlanSummary(BaseModel):
@@ -106,10 +108,12 @@ class PersonIn(BaseModel):
 
 
 class ShiftIn(BaseModel):
+    """One shift; it ends after it starts (``ends_at`` later than ``starts_at``)."""
+
     model_config = ConfigDict(extra="forbid")
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
-    label: str = ""
+    starts_at: AwareDateTimeIn
+    ends_at: AwareDateTimeIn = Field(description="晚于 starts_at / later than starts_at")
+    label: str = Field("", max_length=80)
     note: str = ""
     leader: PersonIn | None = None
     officers: list[PersonIn] = Field(default_factory=list)
@@ -123,7 +127,7 @@ class ShiftIn(BaseModel):
 
 class ShiftsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = "API"
+    name: str = Field("API", max_length=200)
     shifts: list[ShiftIn] = Field(min_length=1, max_length=2000)
 
 

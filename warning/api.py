@@ -16,8 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from config.clock import Clock
-from config.errors import ApiError, bad_request, conflict, not_found
+from config.errors import ApiError, bad_request, conflict, errors, not_found
 from config.eventlog import record
+from config.fields import RowId
 from config.users import Role, User
 from config.web import (
     ALL_ROLES,
@@ -36,6 +37,7 @@ from warning import service
 from warning.atom import atom_feed
 from warning.cap_export import warning_to_cap
 from warning.changes import listeners_of
+from warning.draft import Hazard
 from warning.models import Feed, FeedItem, FeedItemState, Warning, WarningState
 from warning.policy import load_policy
 from warning.schemas import (
@@ -43,6 +45,7 @@ from warning.schemas import (
     FeedHealth,
     FeedIn,
     FeedItemOut,
+    FeedName,
     FeedOut,
     FeedPatch,
     IngestOut,
@@ -59,6 +62,13 @@ router = feeds_router  # the wiring adds both: ROUTERS += [warning.api.feeds_rou
 ADMIN = (Role.ADMIN,)
 HANDLERS = (Role.ADMIN, Role.DUTY_OFFICER)  # may push payloads, reprocess and dismiss quarantined items
 PUSH_TOKEN_HEADER = "X-Feed-Token"
+PUSHED_MEDIA_TYPES = ("application/xml", "application/cap+xml", "application/atom+xml", "application/json",
+                      "application/geo+json", "text/csv", "text/plain", "application/octet-stream")
+_PUSH_BODY = {"requestBody": {
+    "required": True,
+    "description": "来源系统推送的原始内容，原样保存后解析 / the payload as the source sends it, kept verbatim",
+    "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in PUSHED_MEDIA_TYPES},
+}}
 
 
 def _listeners(request: Request) -> tuple[Any, ...]:
@@ -106,22 +116,28 @@ def feeds_health(db: DB, clock: ClockDep) -> list[FeedHealth]:
     return out
 
 
-@feeds_router.get("/quarantine", response_model=list[FeedItemOut], dependencies=[require(*STAFF)])
+@feeds_router.get("/quarantine", response_model=list[FeedItemOut], dependencies=[require(*STAFF)],
+                  responses=errors(404))
 def feeds_quarantine_list(db: DB, feed: str | None = None, limit: int = Query(200, ge=1, le=1000)) -> list[Any]:
     feed_id = _feed_or_404(db, feed).id if feed else None
     return list(service.quarantined_items(db, feed_id=feed_id, limit=limit))
 
 
-@feeds_router.get("/items/{item_id}", response_model=FeedItemOut, dependencies=[require(*STAFF)])
-def feeds_item_get(item_id: int, db: DB) -> Any:
+@feeds_router.get("/items/{item_id}", response_model=FeedItemOut, dependencies=[require(*STAFF)],
+                  responses=errors(404))
+def feeds_item_get(item_id: RowId, db: DB) -> Any:
     item = db.get(FeedItem, item_id)
     if item is None:
         raise not_found("原始数据", "Feed item", item_id)
     return item
 
 
-@feeds_router.get("/items/{item_id}/raw", dependencies=[require(*STAFF)])
-def feeds_item_raw(item_id: int, db: DB) -> Response:
+@feeds_router.get("/items/{item_id}/raw", dependencies=[require(*STAFF)], response_class=Response,
+                  responses={200: {"description": "原样内容 / the payload as received",
+                                   "content": {"application/octet-stream": {"schema": {"type": "string",
+                                                                                       "format": "binary"}}}},
+                             **errors(404)})
+def feeds_item_raw(item_id: RowId, db: DB) -> Response:
     """The payload exactly as received, served as an attachment so a browser never renders it."""
     item = db.get(FeedItem, item_id)
     if item is None:
@@ -141,8 +157,8 @@ def _quarantined(db: Session, item_id: int) -> FeedItem:
     return item
 
 
-@feeds_router.post("/items/{item_id}/reprocess", response_model=IngestOut)
-def feeds_item_reprocess(item_id: int, request: Request, db: DB, clock: ClockDep,
+@feeds_router.post("/items/{item_id}/reprocess", response_model=IngestOut, responses=errors(404, 409))
+def feeds_item_reprocess(item_id: RowId, request: Request, db: DB, clock: ClockDep,
                          user: User = require(*HANDLERS)) -> dict[str, Any]:
     item = _quarantined(db, item_id)
     outcome = service.reprocess_item(db, item, now=clock.now(), actor=actor_of(user), listeners=_listeners(request))
@@ -150,8 +166,8 @@ def feeds_item_reprocess(item_id: int, request: Request, db: DB, clock: ClockDep
     return outcome.to_dict()
 
 
-@feeds_router.post("/items/{item_id}/dismiss", response_model=FeedItemOut)
-def feeds_item_dismiss(item_id: int, body: DismissIn, db: DB, clock: ClockDep,
+@feeds_router.post("/items/{item_id}/dismiss", response_model=FeedItemOut, responses=errors(404, 409))
+def feeds_item_dismiss(item_id: RowId, body: DismissIn, db: DB, clock: ClockDep,
                        user: User = require(*HANDLERS)) -> Any:
     item = _quarantined(db, item_id)
     service.dismiss_item(db, item, now=clock.now(), actor=actor_of(user), note=body.note)
@@ -159,7 +175,7 @@ def feeds_item_dismiss(item_id: int, body: DismissIn, db: DB, clock: ClockDep,
     return item
 
 
-@feeds_router.post("", response_model=FeedOut, status_code=201)
+@feeds_router.post("", response_model=FeedOut, status_code=201, responses=errors(409))
 def feeds_create(body: FeedIn, db: DB, clock: ClockDep, user: User = require(*ADMIN)) -> FeedOut:
     if service.feed_by_name(db, body.name):
         raise conflict("feed_exists", f"信息源 {body.name} 已存在", f"Feed {body.name} exists")
@@ -174,13 +190,13 @@ def feeds_create(body: FeedIn, db: DB, clock: ClockDep, user: User = require(*AD
     return _feed_out(feed)
 
 
-@feeds_router.get("/{name}", response_model=FeedOut, dependencies=[require(*ALL_ROLES)])
-def feeds_get(name: str, db: DB) -> FeedOut:
+@feeds_router.get("/{name}", response_model=FeedOut, dependencies=[require(*ALL_ROLES)], responses=errors(404))
+def feeds_get(name: FeedName, db: DB) -> FeedOut:
     return _feed_out(_feed_or_404(db, name))
 
 
-@feeds_router.patch("/{name}", response_model=FeedOut)
-def feeds_update(name: str, body: FeedPatch, db: DB, clock: ClockDep, user: User = require(*ADMIN)) -> FeedOut:
+@feeds_router.patch("/{name}", response_model=FeedOut, responses=errors(404))
+def feeds_update(name: FeedName, body: FeedPatch, db: DB, clock: ClockDep, user: User = require(*ADMIN)) -> FeedOut:
     feed = _feed_or_404(db, name)
     changes = body.model_dump(mode="json", exclude_unset=True)
     now = clock.now()
@@ -197,8 +213,8 @@ def feeds_update(name: str, body: FeedPatch, db: DB, clock: ClockDep, user: User
     return _feed_out(feed)
 
 
-@feeds_router.delete("/{name}", status_code=204)
-def feeds_delete(name: str, db: DB, clock: ClockDep, user: User = require(*ADMIN)) -> Response:
+@feeds_router.delete("/{name}", status_code=204, response_class=Response, responses=errors(404, 409))
+def feeds_delete(name: FeedName, db: DB, clock: ClockDep, user: User = require(*ADMIN)) -> Response:
     feed = _feed_or_404(db, name)
     if feed.items_count or db.scalar(select(func.count(FeedItem.id)).where(FeedItem.feed_id == feed.id)):
         raise conflict("feed_has_items", "该信息源已有原始数据（证据），不能删除，请改为停用",
@@ -210,8 +226,8 @@ def feeds_delete(name: str, db: DB, clock: ClockDep, user: User = require(*ADMIN
     return Response(status_code=204)
 
 
-@feeds_router.post("/{name}/token", response_model=PushToken)
-def feeds_rotate_token(name: str, db: DB, clock: ClockDep, user: User = require(*ADMIN)) -> PushToken:
+@feeds_router.post("/{name}/token", response_model=PushToken, responses=errors(404))
+def feeds_rotate_token(name: FeedName, db: DB, clock: ClockDep, user: User = require(*ADMIN)) -> PushToken:
     """A new push token for a source system; shown once, only its hash is kept."""
     feed = _feed_or_404(db, name)
     token = secrets.token_urlsafe(32)
@@ -259,9 +275,10 @@ async def _read_limited(request: Request, limit: int) -> tuple[bytes, bool, int]
     return bytes(buf), False, len(buf)
 
 
-@feeds_router.post("/{name}/items", response_model=IngestOut, status_code=202)
+@feeds_router.post("/{name}/items", response_model=IngestOut, status_code=202, openapi_extra=_PUSH_BODY,
+                   responses=errors(404, 409, 413))
 async def feeds_push(
-    name: str, request: Request, db: DB, actor: str = Depends(PushAuth(*HANDLERS)),
+    name: FeedName, request: Request, db: DB, actor: str = Depends(PushAuth(*HANDLERS)),
 ) -> Any:
     """Receive one raw payload from a source that pushes; the body is kept verbatim before parsing.
 
@@ -313,26 +330,27 @@ async def feeds_push(
 @warnings_router.get("", response_model=list[WarningOut], dependencies=[require(*ALL_ROLES)])
 def warnings_list(
     db: DB,
-    state: str | None = Query(None, description="active | superseded | cancelled | expired | held"),
-    hazard: str | None = None,
+    state: WarningState | None = None,
+    hazard: Hazard | None = Query(None, description="灾种；省略则不限（含尚未确定灾种的解除）/ "
+                                                    "the hazard; left out: any, also none yet"),
     current: bool = Query(False, description="only the head of each thread"),
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0),
 ) -> list[Any]:
     stmt = select(Warning)
     if state:
-        if state not in {s.value for s in WarningState}:
-            raise bad_request("bad_state", f"未知状态 {state}", f"Unknown state {state}")
-        stmt = stmt.where(Warning.state == state)
+        stmt = stmt.where(Warning.state == state.value)
     if hazard:
-        stmt = stmt.where(Warning.hazard == hazard)
+        stmt = stmt.where(Warning.hazard == hazard.value)
     if current:
         stmt = stmt.where(Warning.superseded_by_id.is_(None))
     stmt = stmt.order_by(Warning.sent.desc(), Warning.id.desc()).limit(limit).offset(offset)
     return list(db.execute(stmt).scalars())
 
 
-@warnings_router.get("/atom", dependencies=[require(*ALL_ROLES)])
+@warnings_router.get("/atom", dependencies=[require(*ALL_ROLES)], response_class=Response,
+                     responses={200: {"description": "生效中的预警（Atom）/ active warnings as an Atom feed",
+                                      "content": {"application/atom+xml": {"schema": {"type": "string"}}}}})
 def warnings_atom(db: DB, clock: ClockDep, settings: SettingsDep) -> Response:
     rows = db.execute(
         select(Warning).where(Warning.state == WarningState.ACTIVE.value).order_by(Warning.sent.desc()).limit(500)
@@ -341,7 +359,7 @@ def warnings_atom(db: DB, clock: ClockDep, settings: SettingsDep) -> Response:
                     media_type="application/atom+xml")
 
 
-@warnings_router.post("/manual", response_model=WarningDetail, status_code=201)
+@warnings_router.post("/manual", response_model=WarningDetail, status_code=201, responses=errors(404))
 def warnings_manual_entry(body: ManualWarningIn, request: Request, db: DB, clock: ClockDep,
                           user: User = require(*STAFF)) -> Any:
     if body.msg_type != "alert" and body.replaces_warning_id is None:
@@ -366,19 +384,24 @@ def _warning_or_404(db: Session, warning_id: int) -> Warning:
     return w
 
 
-@warnings_router.get("/{warning_id}", response_model=WarningDetail, dependencies=[require(*ALL_ROLES)])
-def warnings_get(warning_id: int, db: DB) -> Any:
+@warnings_router.get("/{warning_id}", response_model=WarningDetail, dependencies=[require(*ALL_ROLES)],
+                     responses=errors(404))
+def warnings_get(warning_id: RowId, db: DB) -> Any:
     return _warning_or_404(db, warning_id)
 
 
-@warnings_router.get("/{warning_id}/versions", response_model=list[WarningOut], dependencies=[require(*ALL_ROLES)])
-def warnings_versions(warning_id: int, db: DB) -> list[Any]:
+@warnings_router.get("/{warning_id}/versions", response_model=list[WarningOut], dependencies=[require(*ALL_ROLES)],
+                     responses=errors(404))
+def warnings_versions(warning_id: RowId, db: DB) -> list[Any]:
     w = _warning_or_404(db, warning_id)
     return service.thread_versions(db, w.thread_id or w.id)
 
 
-@warnings_router.get("/{warning_id}/cap", dependencies=[require(*ALL_ROLES)])
-def warnings_cap(warning_id: int, db: DB, settings: SettingsDep) -> Response:
+@warnings_router.get("/{warning_id}/cap", dependencies=[require(*ALL_ROLES)], response_class=Response,
+                     responses={200: {"description": "CAP 1.2 文档 / the warning as a CAP 1.2 document",
+                                      "content": {"application/cap+xml": {"schema": {"type": "string"}}}},
+                                **errors(404)})
+def warnings_cap(warning_id: RowId, db: DB, settings: SettingsDep) -> Response:
     w = _warning_or_404(db, warning_id)
     refs = []
     for r in w.references or []:  # fill a missing sent time from the stored message, as CAP requires it

@@ -11,7 +11,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from sqlalchemy import select
 
-from config.errors import ApiError, not_found
+from config.errors import ApiError, errors, not_found
+from config.fields import RowId
 from config.users import Department, Role, User, find_department
 from config.web import ALL_ROLES, DB, STAFF, ClockDep, actor_of, require
 from warning import consultation_service as cs
@@ -65,12 +66,13 @@ def consultations_list(db: DB, state: str | None = None, limit: int = 100) -> An
     return list(db.execute(stmt).scalars())
 
 
-@router.get("/{consultation_id}", response_model=ConsultationDetail, dependencies=[require(*ALL_ROLES)])
-def consultations_get(consultation_id: int, db: DB) -> Any:
+@router.get("/{consultation_id}", response_model=ConsultationDetail, dependencies=[require(*ALL_ROLES)],
+            responses=errors(404))
+def consultations_get(consultation_id: RowId, db: DB) -> Any:
     return _detail(db, _load(db, consultation_id))
 
 
-@router.post("", response_model=ConsultationDetail, status_code=201)
+@router.post("", response_model=ConsultationDetail, status_code=201, responses=errors(404, 409))
 def consultations_open(body: ConsultationOpen, db: DB, clock: ClockDep, user: User = require(*STAFF)) -> Any:
     warning = db.get(Warning, body.warning_id)
     if warning is None:
@@ -86,8 +88,9 @@ def consultations_open(body: ConsultationOpen, db: DB, clock: ClockDep, user: Us
     return _detail(db, c)
 
 
-@router.post("/{consultation_id}/judgements", response_model=JudgementOut, status_code=201)
-def consultations_judge(consultation_id: int, body: JudgementIn, db: DB, clock: ClockDep,
+@router.post("/{consultation_id}/judgements", response_model=JudgementOut, status_code=201,
+             responses=errors(404, 409))
+def consultations_judge(consultation_id: RowId, body: JudgementIn, db: DB, clock: ClockDep,
                         user: User = require(*JUDGES)) -> Any:
     code = _department_code(db, body.department)
     if Role(user.role) is Role.ANALYST:
@@ -107,8 +110,8 @@ def consultations_judge(consultation_id: int, body: JudgementIn, db: DB, clock: 
     return j
 
 
-@router.post("/{consultation_id}/extend", response_model=ConsultationOut)
-def consultations_extend(consultation_id: int, body: ExtendIn, db: DB, clock: ClockDep,
+@router.post("/{consultation_id}/extend", response_model=ConsultationOut, responses=errors(404, 409))
+def consultations_extend(consultation_id: RowId, body: ExtendIn, db: DB, clock: ClockDep,
                          user: User = require(*STAFF)) -> Any:
     _load(db, consultation_id)
     c = cs.extend(db, consultation_id, minutes=body.minutes, actor=actor_of(user), now=clock.now())
@@ -116,8 +119,9 @@ def consultations_extend(consultation_id: int, body: ExtendIn, db: DB, clock: Cl
     return c
 
 
-@router.post("/{consultation_id}/decisions", response_model=DecisionOut, status_code=201)
-def consultations_decide(consultation_id: int, body: DecisionIn, request: Request, db: DB, clock: ClockDep,
+@router.post("/{consultation_id}/decisions", response_model=DecisionOut, status_code=201,
+             responses=errors(404, 409))
+def consultations_decide(consultation_id: RowId, body: DecisionIn, request: Request, db: DB, clock: ClockDep,
                          user: User = require(*DECIDERS)) -> Any:
     _load(db, consultation_id)
     data = cs.DecisionInput(
@@ -131,8 +135,8 @@ def consultations_decide(consultation_id: int, body: DecisionIn, request: Reques
     return d
 
 
-@router.post("/{consultation_id}/dismiss", response_model=ConsultationOut)
-def consultations_dismiss(consultation_id: int, body: DismissIn, db: DB, clock: ClockDep,
+@router.post("/{consultation_id}/dismiss", response_model=ConsultationOut, responses=errors(404, 409))
+def consultations_dismiss(consultation_id: RowId, body: DismissIn, db: DB, clock: ClockDep,
                           user: User = require(*DECIDERS)) -> Any:
     _load(db, consultation_id)
     c = cs.dismiss(db, consultation_id, reason=body.reason, actor=actor_of(user), now=clock.now())

@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-LevelName = Literal["blue", "yellow", "orange", "red"]
+from config.fields import DepartmentKey, RowId
+from warning.draft import Level
 
 
 class Areas(BaseModel):
@@ -19,16 +20,16 @@ class Areas(BaseModel):
 
 class ConsultationOpen(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    warning_id: int
-    departments: list[str] = Field(min_length=1, description="部门代码或名称 / department codes or names")
+    warning_id: RowId
+    departments: list[DepartmentKey] = Field(min_length=1, description="部门代码或名称 / department codes or names")
     deadline_minutes: int = Field(gt=0, le=24 * 60)
     reminder_minutes: int | None = Field(default=None, gt=0, le=24 * 60)
 
 
 class JudgementIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    department: str = Field(description="部门代码或名称 / department code or name")
-    assessed_level: LevelName | None = Field(description="研判等级；null 表示无需预警 / null = no warning needed")
+    department: DepartmentKey
+    assessed_level: Level | None = Field(description="研判等级；null 表示无需预警 / null = no warning needed")
     trend: Literal["rising", "steady", "easing"]
     confidence: Literal["low", "medium", "high"]
     text: str = Field(default="", max_length=10_000)
@@ -49,7 +50,7 @@ class MeasureIn(BaseModel):
 
 class DecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    final_level: LevelName
+    final_level: Level
     response_level: Literal["I", "II", "III", "IV"] | None = None
     areas: Areas | None = Field(default=None,
                                 description="省略则按预警范围及各部门增减 / default: warning + judgements")

@@ -4,14 +4,36 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from config.fields import NOT_NULL, DateTimeIn, PartialUpdate, RowId
 from warning.draft import Hazard, Level
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{1,79}$")
-ADAPTERS = ("cap", "usgs", "cenc", "quakeml", "firms", "hydro", "geohazard", "nws", "manual")
+Adapter = Literal["cap", "usgs", "cenc", "quakeml", "firms", "hydro", "geohazard", "nws", "manual"]
+ADAPTERS: tuple[str, ...] = get_args(Adapter)
+_URL_PATTERN = r"^(https?|file)://"
+_AREA_CODE = re.compile(r"^([0-9]{6}|[0-9]{9}|[0-9]{12})$")
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+# A header whose name looks like a secret must hold an environment reference (``${NAME}``), never the value.
+_SECRET_HEADER = "|".join([*(f"^{_any_case(h)}$" for h in ("authorization", "x-api-key", "api-key", "cookie")),
+                           _any_case("token")])
+_HEADERS_SCHEMA = {
+    "type": "object",
+    "additionalProperties": {"type": "string"},
+    "patternProperties": {_SECRET_HEADER: {"type": "string", "pattern": r"\$\{"}},
+    "description": "请求头；看起来是密钥的（Authorization、Cookie、含 token 等）须写成环境变量引用 ${名称} / "
+                   "request headers; one that looks secret (Authorization, Cookie, *token* …) must be an "
+                   "environment reference ${NAME}",
+}
+FeedName = Annotated[str, Field(description="信息源名称 / the feed's name", examples=["national-cap"])]
 
 
 class FeedOut(BaseModel):
@@ -52,12 +74,6 @@ def _check_headers(v: dict[str, Any]) -> dict[str, Any]:
     return v
 
 
-def _check_adapter(v: str) -> str:
-    if v not in ADAPTERS:
-        raise ValueError(f"未知适配器 / unknown adapter; one of {', '.join(ADAPTERS)}")
-    return v
-
-
 def _check_url(v: str | None) -> str | None:
     if v is not None and not v.startswith(("http://", "https://", "file://")):
         raise ValueError("地址须以 http(s):// 或 file:// 开头 / url must start with http(s):// or file://")
@@ -65,12 +81,13 @@ def _check_url(v: str | None) -> str | None:
 
 
 class FeedIn(BaseModel):
-    name: str
-    title: str = ""
-    adapter: str
-    url: str | None = None
+    name: str = Field(json_schema_extra={"pattern": _NAME.pattern},
+                      description="小写字母、数字、- 和 _ / lowercase letters, digits, - and _")
+    title: str = Field("", max_length=200)
+    adapter: Adapter
+    url: str | None = Field(None, max_length=1000, json_schema_extra={"pattern": _URL_PATTERN})
     poll_seconds: int = Field(300, ge=0, le=7 * 86400)
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict, json_schema_extra=_HEADERS_SCHEMA)
     enabled: bool = True
     default_hazard: Hazard | None = None
     max_bytes: int | None = Field(None, ge=1024, le=100 * 1024 * 1024)
@@ -83,11 +100,6 @@ class FeedIn(BaseModel):
             raise ValueError("名称只能用小写字母、数字、- 和 _ / lowercase letters, digits, - and _ only")
         return v
 
-    @field_validator("adapter")
-    @classmethod
-    def _adapter(cls, v: str) -> str:
-        return _check_adapter(v)
-
     @field_validator("url")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
@@ -99,21 +111,18 @@ class FeedIn(BaseModel):
         return _check_headers(v)
 
 
-class FeedPatch(BaseModel):
-    title: str | None = None
-    adapter: str | None = None
-    url: str | None = None
-    poll_seconds: int | None = Field(None, ge=0, le=7 * 86400)
-    headers: dict[str, str] | None = None
-    enabled: bool | None = None
+class FeedPatch(PartialUpdate):
+    """Fields left out stay as they are; null only where a feed may have none (url, default hazard, size limit)."""
+
+    title: Annotated[str | None, NOT_NULL] = Field(None, max_length=200)
+    adapter: Annotated[Adapter | None, NOT_NULL] = None
+    url: str | None = Field(None, max_length=1000, json_schema_extra={"pattern": _URL_PATTERN})
+    poll_seconds: Annotated[int | None, NOT_NULL] = Field(None, ge=0, le=7 * 86400)
+    headers: Annotated[dict[str, str] | None, NOT_NULL] = Field(None, json_schema_extra=_HEADERS_SCHEMA)
+    enabled: Annotated[bool | None, NOT_NULL] = None
     default_hazard: Hazard | None = None
     max_bytes: int | None = Field(None, ge=1024, le=100 * 1024 * 1024)
-    options: dict[str, Any] | None = None
-
-    @field_validator("adapter")
-    @classmethod
-    def _adapter(cls, v: str | None) -> str | None:
-        return None if v is None else _check_adapter(v)
+    options: Annotated[dict[str, Any] | None, NOT_NULL] = None
 
     @field_validator("url")
     @classmethod
@@ -181,7 +190,7 @@ class WarningOut(BaseModel):
     msg_type: str
     status: str
     drill: bool
-    hazard: str
+    hazard: str | None  # a Cancel without <info> names no hazard until it is matched to what it cancels
     event: str | None
     level: str | None
     severity: str | None
@@ -224,8 +233,13 @@ class WarningDetail(WarningOut):
 class ManualWarningIn(BaseModel):
     """A warning that reached the duty room by phone, fax or a messaging app, typed in by the officer."""
 
+    model_config = ConfigDict(json_schema_extra={  # an update or a cancel names the warning it replaces
+        "if": {"properties": {"msg_type": {"enum": ["update", "cancel"]}}, "required": ["msg_type"]},
+        "then": {"properties": {"replaces_warning_id": {"type": "integer"}}, "required": ["replaces_warning_id"]},
+    })
+
     msg_type: Literal["alert", "update", "cancel"] = "alert"
-    replaces_warning_id: int | None = None  # required for update / cancel: the warning it replaces
+    replaces_warning_id: RowId | None = None  # required for update / cancel: the warning it replaces
     channel: Literal["phone", "fax", "messaging", "other"]
     source: str = Field(..., min_length=1, max_length=200)  # issuing agency, e.g. 晋城市气象台
     received_from: str = Field("", max_length=200)  # who called / sent it, with number
@@ -236,19 +250,20 @@ class ManualWarningIn(BaseModel):
     headline: str = Field(..., min_length=1, max_length=500)
     description: str = Field("", max_length=10_000)
     instruction: str = Field("", max_length=5000)
-    sent: dt.datetime | None = None  # when the source issued it; default: now
-    effective: dt.datetime | None = None
-    onset: dt.datetime | None = None
-    expires: dt.datetime | None = None
+    sent: DateTimeIn | None = None  # when the source issued it; default: now
+    effective: DateTimeIn | None = None
+    onset: DateTimeIn | None = None
+    expires: DateTimeIn | None = None
     area_description: str = Field("", max_length=1000)
-    area_codes: list[str] = Field(default_factory=list)  # 6/9/12-digit statistical codes
+    area_codes: list[Annotated[str, Field(json_schema_extra={"pattern": _AREA_CODE.pattern})]] = Field(
+        default_factory=list, description="6、9 或 12 位统计用区划代码 / 6, 9 or 12-digit statistical codes")
     polygon: list[tuple[float, float]] | None = None  # (lon, lat) ring, WGS84
 
     @field_validator("area_codes")
     @classmethod
     def _codes(cls, v: list[str]) -> list[str]:
         for code in v:
-            if not (code.isdigit() and len(code) in (6, 9, 12)):
+            if not _AREA_CODE.match(code):
                 raise ValueError(f"行政区划代码应为 6、9 或 12 位数字 / admin codes are 6, 9 or 12 digits: {code}")
         return v
 
