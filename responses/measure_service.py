@@ -43,7 +43,7 @@ from responses.contacts_service import known_departments, reachable
 from responses.measure_models import MeasureOrder
 from responses.measures import MeasureAction, MeasureState, OrderAwaiting, OrderDraft, RunAreas, SiteInfo
 from responses.messaging_models import OutboxMessage
-from responses.models import ResponseRun
+from responses.models import ResponseRun, SupervisionFlag
 from responses.plans import MEASURE_ZH, MeasureKind, MeasureRule
 from responses.runs import RunState
 
@@ -306,8 +306,6 @@ def flag_unassigned(session: Session, order: MeasureOrder, *, now: dt.datetime) 
     kind = supervision.MEASURE_UNASSIGNED
     if supervision.open_flags_for(session, kind, "measure_order", order.id):
         return
-    from responses.models import SupervisionFlag
-
     n = len(session.execute(select(SupervisionFlag.id).where(
         SupervisionFlag.kind == kind, SupervisionFlag.subject_type == "measure_order",
         SupervisionFlag.subject_id == str(order.id))).all())
