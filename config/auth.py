@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
-from config.errors import ApiError
+from config.errors import ApiError, errors
 from config.eventlog import record
 from config.settings import Settings
 from config.users import authenticate
@@ -79,7 +79,7 @@ def issue_token(settings: Settings, user_id: int, username: str, role: str) -> s
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-@router.post("/token", response_model=Token, operation_id="login")
+@router.post("/token", response_model=Token, operation_id="login", responses=errors(401, 429))
 def login(
     request: Request,
     response: Response,

@@ -21,15 +21,29 @@ from pydantic import (
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
+    Strict,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
 from config.users import default_departments
 
-MAX_ROW_ID = 2**63 - 1  # the widest integer the databases store; a larger id can name no row
+# Ids stay within the integers a JSON client reads exactly (and the databases store): a larger id names no row.
+MAX_ROW_ID = 2**53 - 1
 
 RowId = Annotated[int, Ge(1), Le(MAX_ROW_ID)]
+
+
+
+def not_a_boolean(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("应为数字，不是 true/false / a number, not true or false")
+    return value
+
+
+# Lax parsing would also take 0/1 as a boolean and false as the number 0; the document says otherwise.
+Flag = Annotated[bool, Strict()]
+Number = Annotated[float, BeforeValidator(not_a_boolean)]
 
 
 def _rfc3339_text(value: Any) -> Any:

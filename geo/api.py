@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import re
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Query, UploadFile
 from shapely.geometry import shape
 from sqlalchemy import select
 
-from config.errors import ApiError, bad_request, not_found
+from config.errors import ApiError, bad_request, errors, not_found
 from config.users import Role, User
 from config.web import ALL_ROLES, DB, STAFF, ClockDep, actor_of, require
 from geo.crs import normalize_crs, to_wgs84
 from geo.matching import MatchTarget
 from geo.models import Area, HazardSite
 from geo.region import region_index
-from geo.schemas import AreaNode, AreaOut, ImportReportOut, MatchRequest
+from geo.schemas import CIRCLE_PATTERN, AreaNode, AreaOut, ImportReportOut, MatchRequest
 from geo.service import current_version, run_import, search_areas
 from geo.sites import SITE_KINDS
 
 router = APIRouter(prefix="/geo", tags=["geo"])
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
+CIRCLE_RE = re.compile(CIRCLE_PATTERN)
 
 
 def _out(a: Area) -> AreaOut:
@@ -30,7 +32,7 @@ def _out(a: Area) -> AreaOut:
                    households=a.households, label=a.label)
 
 
-@router.get("/areas/tree", dependencies=[require(*ALL_ROLES)])
+@router.get("/areas/tree", dependencies=[require(*ALL_ROLES)], responses=errors(404))
 def geo_area_tree(db: DB, root: str | None = None, include_context: bool = False) -> list[AreaNode]:
     """The area tree (without geometry), from the district down, or from ``root``."""
     rows = list(db.execute(select(Area).order_by(Area.code)).scalars())
@@ -75,7 +77,7 @@ def geo_areas_geojson(db: DB, level: str | None = None, parent: str | None = Non
     return {"type": "FeatureCollection", "features": feats}
 
 
-@router.get("/areas/{code}", dependencies=[require(*ALL_ROLES)])
+@router.get("/areas/{code}", dependencies=[require(*ALL_ROLES)], responses=errors(404))
 def geo_area_get(db: DB, code: str) -> dict[str, Any]:
     a = db.execute(select(Area).where(Area.code == code)).scalar_one_or_none()
     if a is None:
@@ -108,6 +110,8 @@ def geo_version(db: DB) -> dict[str, Any]:
 def _circle(value: str | list[float], what: str) -> tuple[float, float, float]:
     try:
         if isinstance(value, str):
+            if not CIRCLE_RE.match(value):
+                raise ValueError(value)
             centre, radius = value.strip().split()
             lat, lon = (float(v) for v in centre.split(","))
             return lat, lon, float(radius)
@@ -128,7 +132,7 @@ def geo_match(body: MatchRequest, db: DB,
     polygons = []
     for i, raw in enumerate(body.polygons, start=1):
         try:
-            geom = shape(raw)
+            geom = shape(raw.model_dump())
         except Exception as exc:  # malformed GeoJSON: a 400 naming the polygon, never a 500
             raise bad_request("bad_geometry", f"第 {i} 个多边形无法读取：{exc}",
                               f"Polygon {i} unreadable: {exc}") from None
@@ -149,14 +153,12 @@ def geo_match(body: MatchRequest, db: DB,
         raise bad_request("bad_target", f"预警范围无效：{exc}", f"Invalid warning area: {exc}") from None
 
 
-@router.post("/import/{kind}", response_model=ImportReportOut)
-def geo_import(kind: str, db: DB, clock: ClockDep, file: Annotated[UploadFile, File()],
+@router.post("/import/{kind}", response_model=ImportReportOut, responses=errors(413))
+def geo_import(kind: Literal["areas", "sites"], db: DB, clock: ClockDep, file: Annotated[UploadFile, File()],
                fmt: Annotated[str | None, Query(pattern="^(geojson|csv)$")] = None,
                crs: str | None = None, skip_invalid: bool = False, accept_repaired: bool = False,
                user: User = require(Role.ADMIN)) -> dict[str, Any]:
     """Import areas (GeoJSON or CSV) or sites (GeoJSON). All or nothing unless ``skip_invalid``."""
-    if kind not in ("areas", "sites"):
-        raise not_found("导入类型", "Import kind", kind)
     raw = file.file.read(MAX_IMPORT_BYTES + 1)
     if len(raw) > MAX_IMPORT_BYTES:
         raise ApiError(413, "too_large", "文件过大（上限 20 MB）", "File too large (20 MB max)")

@@ -124,7 +124,8 @@ def contacts_create(body: ContactIn, db: DB, clock: ClockDep, user: User = requi
     """新增联系人 / create a contact with duties."""
     now = clock.now()
     phone = _phone(body.phone, "手机")
-    assert phone is not None
+    if phone is None:
+        raise ApiError(422, "bad_phone", "手机号不能为空", "phone cannot be empty")
     if csvc.find_by_phone(db, phone) is not None:
         raise _duplicate_phone()
     c = Contact(name=body.name, phone=phone, backup_phone=_phone(body.backup_phone, "备用电话"),

@@ -13,6 +13,7 @@ from config.fields import (
     PHONE_PATTERN,
     DateTimeIn,
     DepartmentKey,
+    Flag,
     PartialUpdate,
 )
 from responses.callouts import AnswerChannel, AnswerKind
@@ -67,7 +68,7 @@ class ContactIn(BaseModel):
     name: str = Field(min_length=1, max_length=80)
     phone: Phone
     backup_phone: BackupPhone | None = None
-    two_way_sms: bool = False
+    two_way_sms: Flag = False
     active_from: DateTimeIn | None = None
     active_to: DateTimeIn | None = None
     note: str = Field(default="", max_length=2000)
@@ -78,8 +79,8 @@ class ContactPatch(PartialUpdate):
     name: Annotated[str | None, NOT_NULL] = Field(default=None, min_length=1, max_length=80)
     phone: Annotated[Phone | None, NOT_NULL] = None
     backup_phone: BackupPhone | None = None
-    two_way_sms: Annotated[bool | None, NOT_NULL] = None
-    active: Annotated[bool | None, NOT_NULL] = None
+    two_way_sms: Annotated[Flag | None, NOT_NULL] = None
+    active: Annotated[Flag | None, NOT_NULL] = None
     active_from: DateTimeIn | None = None
     active_to: DateTimeIn | None = None
     note: Annotated[str | None, NOT_NULL] = Field(default=None, max_length=2000)

@@ -6,9 +6,9 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from config.fields import NOT_NULL, DateTimeIn, PartialUpdate, RowId
+from config.fields import NOT_NULL, DateTimeIn, Flag, PartialUpdate, RowId, not_a_boolean
 from warning.draft import Hazard, Level
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{1,79}$")
@@ -33,6 +33,8 @@ _HEADERS_SCHEMA = {
                    "request headers; one that looks secret (Authorization, Cookie, *token* …) must be an "
                    "environment reference ${NAME}",
 }
+PollSeconds = Annotated[int, Field(ge=0, le=7 * 86400), BeforeValidator(not_a_boolean)]
+ByteLimit = Annotated[int, Field(ge=1024, le=100 * 1024 * 1024), BeforeValidator(not_a_boolean)]
 FeedName = Annotated[str, Field(description="信息源名称 / the feed's name", examples=["national-cap"])]
 
 
@@ -86,11 +88,11 @@ class FeedIn(BaseModel):
     title: str = Field("", max_length=200)
     adapter: Adapter
     url: str | None = Field(None, max_length=1000, json_schema_extra={"pattern": _URL_PATTERN})
-    poll_seconds: int = Field(300, ge=0, le=7 * 86400)
+    poll_seconds: PollSeconds = 300
     headers: dict[str, str] = Field(default_factory=dict, json_schema_extra=_HEADERS_SCHEMA)
-    enabled: bool = True
+    enabled: Flag = True
     default_hazard: Hazard | None = None
-    max_bytes: int | None = Field(None, ge=1024, le=100 * 1024 * 1024)
+    max_bytes: ByteLimit | None = None
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name")
@@ -117,11 +119,11 @@ class FeedPatch(PartialUpdate):
     title: Annotated[str | None, NOT_NULL] = Field(None, max_length=200)
     adapter: Annotated[Adapter | None, NOT_NULL] = None
     url: str | None = Field(None, max_length=1000, json_schema_extra={"pattern": _URL_PATTERN})
-    poll_seconds: Annotated[int | None, NOT_NULL] = Field(None, ge=0, le=7 * 86400)
+    poll_seconds: Annotated[PollSeconds | None, NOT_NULL] = None
     headers: Annotated[dict[str, str] | None, NOT_NULL] = Field(None, json_schema_extra=_HEADERS_SCHEMA)
-    enabled: Annotated[bool | None, NOT_NULL] = None
+    enabled: Annotated[Flag | None, NOT_NULL] = None
     default_hazard: Hazard | None = None
-    max_bytes: int | None = Field(None, ge=1024, le=100 * 1024 * 1024)
+    max_bytes: ByteLimit | None = None
     options: Annotated[dict[str, Any] | None, NOT_NULL] = None
 
     @field_validator("url")
