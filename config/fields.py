@@ -31,7 +31,7 @@ from config.users import default_departments
 # Ids stay within the integers a JSON client reads exactly (and the databases store): a larger id names no row.
 MAX_ROW_ID = 2**53 - 1
 
-RowId = Annotated[int, Ge(1), Le(MAX_ROW_ID)]
+RowId = Annotated[int, Ge(1), Le(MAX_ROW_ID), BeforeValidator(lambda v: not_a_boolean(v))]
 
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from config.fields import PHONE_DOC, PHONE_PATTERN, RowId
+from config.fields import PHONE_DOC, PHONE_PATTERN, RowId, not_a_boolean
 from responses.plans import MeasureKind
 
 # Checked by the measure service (400 bad_phone in its own words); blank means nobody is named.
@@ -78,6 +78,8 @@ class MeasureCreateIn(BaseModel):
     expected: int | None = Field(default=None, ge=0)
     person_name: str | None = Field(default=None, max_length=80)
     person_phone: OptionalPhone | None = None
+
+    _numbers = field_validator("deadline_minutes", "expected", mode="before")(not_a_boolean)
 
 
 class MeasureAssignIn(BaseModel):

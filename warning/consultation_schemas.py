@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from config.fields import DepartmentKey, RowId
+from config.fields import DepartmentKey, RowId, not_a_boolean
 from warning.draft import Level
 
 
@@ -24,6 +24,8 @@ class ConsultationOpen(BaseModel):
     departments: list[DepartmentKey] = Field(min_length=1, description="部门代码或名称 / department codes or names")
     deadline_minutes: int = Field(gt=0, le=24 * 60)
     reminder_minutes: int | None = Field(default=None, gt=0, le=24 * 60)
+
+    _numbers = field_validator("deadline_minutes", "reminder_minutes", mode="before")(not_a_boolean)
 
 
 class JudgementIn(BaseModel):
@@ -47,6 +49,8 @@ class MeasureIn(BaseModel):
     deadline_minutes: int = Field(gt=0, le=7 * 24 * 60)
     responsible_unit: str = Field(min_length=1)
 
+    _numbers = field_validator("deadline_minutes", mode="before")(not_a_boolean)
+
 
 class DecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -66,6 +70,8 @@ class DismissIn(BaseModel):
 class ExtendIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     minutes: int = Field(gt=0, le=24 * 60)
+
+    _numbers = field_validator("minutes", mode="before")(not_a_boolean)
 
 
 class JudgementOut(BaseModel):

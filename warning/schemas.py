@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from config.fields import NOT_NULL, DateTimeIn, Flag, PartialUpdate, RowId, not_a_boolean
+from config.fields import NOT_NULL, DateTimeIn, Flag, Number, PartialUpdate, RowId, not_a_boolean
 from warning.draft import Hazard, Level
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{1,79}$")
@@ -259,7 +259,7 @@ class ManualWarningIn(BaseModel):
     area_description: str = Field("", max_length=1000)
     area_codes: list[Annotated[str, Field(json_schema_extra={"pattern": _AREA_CODE.pattern})]] = Field(
         default_factory=list, description="6、9 或 12 位统计用区划代码 / 6, 9 or 12-digit statistical codes")
-    polygon: list[tuple[float, float]] | None = None  # (lon, lat) ring, WGS84
+    polygon: list[tuple[Number, Number]] | None = None  # (lon, lat) ring, WGS84
 
     @field_validator("area_codes")
     @classmethod
