@@ -114,6 +114,10 @@ class PartialUpdate(BaseModel):
 
     model_config = ConfigDict(json_schema_extra=_drop_null_defaults)
 
+# Text that ``str.strip()`` does not reduce to nothing: one character that is not Python whitespace. Spelled
+# out, because regex engines disagree on what ``\s`` covers (U+001C … U+001F, U+0085).
+NOT_BLANK_PATTERN = "[^\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
 # --------------------------------------------------------------------------- phone numbers
 
 # What ``responses.contacts.normalize_phone`` accepts, with the separators people type between any two

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from config.fields import (
     BLANK_OR_PHONE_PATTERN,
+    NOT_BLANK_PATTERN,
     NOT_NULL,
     PHONE_DOC,
     PHONE_PATTERN,
@@ -91,7 +92,7 @@ class AnswerIn(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={  # channel left out means duty_officer
         "if": {"properties": {"channel": {"const": AnswerChannel.DUTY_OFFICER.value}}},
-        "then": {"properties": {"note": {"type": "string", "pattern": r"\S"}}, "required": ["note"]},
+        "then": {"properties": {"note": {"type": "string", "pattern": NOT_BLANK_PATTERN}}, "required": ["note"]},
     })
 
     channel: Annotated[AnswerChannel, Field(

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from config.fields import PHONE_DOC, PHONE_PATTERN, RowId, not_a_boolean
+from config.fields import NOT_BLANK_PATTERN, PHONE_DOC, PHONE_PATTERN, RowId, not_a_boolean
 from responses.plans import MeasureKind
 
 # Checked by the measure service (400 bad_phone in its own words); blank means nobody is named.
@@ -64,7 +64,7 @@ class MeasureCreateIn(BaseModel):
         "anyOf": [{"properties": {"area_codes": {"minItems": 1}}, "required": ["area_codes"]},
                   {"properties": {"site_ids": {"minItems": 1}}, "required": ["site_ids"]}],
         "if": {"properties": {"kind": {"const": MeasureKind.CUSTOM.value}}, "required": ["kind"]},
-        "then": {"properties": {"label": {"type": "string", "pattern": r"\S"}}, "required": ["label"]},
+        "then": {"properties": {"label": {"type": "string", "pattern": NOT_BLANK_PATTERN}}, "required": ["label"]},
     })
 
     run_id: RowId
@@ -127,7 +127,8 @@ class ReportOut(BaseModel):
 class ReportTextIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=20000)
+    text: str = Field(min_length=1, max_length=20000, description="不能只有空白 / not blank",
+                      json_schema_extra={"pattern": NOT_BLANK_PATTERN})
 
 
 class ReportSentIn(BaseModel):
@@ -135,4 +136,5 @@ class ReportSentIn(BaseModel):
 
     via: Literal["phone", "written", "fax", "system", "other"]
     recipient: str | None = Field(default=None, max_length=120)
-    text: str | None = Field(default=None, max_length=20000)
+    text: str | None = Field(default=None, max_length=20000, description="给出时不能只有空白 / if given, not blank",
+                             json_schema_extra={"pattern": NOT_BLANK_PATTERN})
