@@ -293,7 +293,7 @@ def _cell(value: Any) -> str:
 
 
 def parse_rows(records: Iterable[Mapping[str, Any]], *, known_areas: Mapping[str, str] | None,
-               known_sites: set[str] | None = None, tz: dt.tzinfo = dt.UTC,
+               known_sites: Mapping[str, str] | None = None, tz: dt.tzinfo = dt.UTC,
                first_row: int = 2, known_departments: Mapping[str, str] | None = None) -> ParsedRows:
     """Validate every row and report every problem; duplicates within the file are errors.
 
@@ -378,7 +378,7 @@ def resolve_department(text: str | None, known: Mapping[str, str] | None) -> str
 
 
 def check_place(rowno: int, role: DutyRole, area: str | None, site: str | None,
-                known_areas: Mapping[str, str] | None, known_sites: set[str] | None, *,
+                known_areas: Mapping[str, str] | None, known_sites: Mapping[str, str] | None, *,
                 department: str | None = None, known_departments: Mapping[str, str] | None = None,
                 ) -> list[RowError]:
     """Where a duty is held must fit its role: a village role a village code, a monitor a site, a

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,15 +80,20 @@ def area_register(session: Session) -> AreaRegister | None:
                         frozenset(str(c) for c, _, _, ctx in rows if ctx))
 
 
-def known_sites(session: Session) -> set[str] | None:
+def known_sites(session: Session) -> dict[str, str] | None:
+    """Every way a contact list may name a site (its id or its key) → the site's id.
+
+    Runs list the sites they reach by id, so a duty is stored at ``site:<id>`` however the file named
+    the site: a monitor imported by key (GH-1) is then called like one imported by id.
+    """
     rows = session.execute(select(HazardSite.id, HazardSite.key)).all()
     if not rows:
         return None
-    out: set[str] = set()
+    out: dict[str, str] = {}
     for sid, key in rows:
-        out.add(str(sid))
+        out[str(sid)] = str(sid)
         if key:
-            out.add(str(key))
+            out.setdefault(str(key), str(sid))
     return out
 
 
@@ -135,7 +140,7 @@ def read_table(data: bytes, filename: str) -> tuple[list[Any], list[list[Any]]]:
     return rows[0], rows[1:]
 
 
-def parse_file(data: bytes, filename: str, *, register: AreaRegister | None, sites: set[str] | None,
+def parse_file(data: bytes, filename: str, *, register: AreaRegister | None, sites: Mapping[str, str] | None,
                tz: dt.tzinfo, departments: dict[str, str] | None = None) -> ParsedRows:
     header, body = read_table(data, filename)
     mapping, header_errors = map_header(header)
@@ -207,10 +212,11 @@ def import_contacts(session: Session, *, data: bytes, filename: str, actor: str,
             if changed:
                 contact.updated_at = now
                 report.contacts_updated += 1
-        place = row.place
+        site_id = sites.get(row.site, row.site) if sites and row.site else row.site
+        place = place_of(row.role, row.area_code, site_id, row.department)
         if any(d.role == row.role.value and d.place == place for d in contact.duties):
             continue
-        contact.duties.append(Duty(role=row.role.value, area_code=row.area_code, site_id=row.site,
+        contact.duties.append(Duty(role=row.role.value, area_code=row.area_code, site_id=site_id,
                                    department=row.department, place=place, active_from=row.active_from,
                                    active_to=row.active_to, import_id=imp.id, created_at=now))
         report.duties_added += 1
@@ -306,10 +312,13 @@ def new_duty(session: Session, *, role: DutyRole, area_code: str | None, site_id
     """A duty checked as an import row is (the same rules), its department stored by code."""
     reg = area_register(session)
     depts = known_departments(session)
-    errs = check_place(0, role, area_code, site_id, reg.levels if reg else None, known_sites(session),
+    sites = known_sites(session)
+    errs = check_place(0, role, area_code, site_id, reg.levels if reg else None, sites,
                        department=department, known_departments=depts)
     if errs:
         raise DutyPlaceError(errs)
+    if sites and site_id:
+        site_id = sites.get(site_id, site_id)
     dept = resolve_department(department, depts) if role is DutyRole.DEPARTMENT_DUTY else None
     return Duty(role=role.value, area_code=area_code, site_id=site_id, department=dept,
                 place=place_of(role, area_code, site_id, dept), active_from=active_from, active_to=active_to,

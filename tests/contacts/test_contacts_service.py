@@ -91,3 +91,22 @@ def test_csv_gb18030_and_header_errors(session_factory: sessionmaker[Session], c
         assert rep.status == "applied" and rep.area_check == "format_only"  # no region loaded: form only
         rep = csvc.import_contacts(s, data="名字,电话\nx,y\n".encode(), filename="b.csv", actor="t", now=now, tz=TZ)
         assert rep.status == "rejected" and {e.field for e in rep.errors} == {"role", "area_code"}
+
+
+def test_a_monitor_named_by_site_key_is_stored_at_the_site_id(session_factory: sessionmaker[Session],
+                                                              clock: VirtualClock) -> None:
+    """Runs reach sites by id: a monitor imported by the site's key must stand at that id, or nobody calls him."""
+    from geo.models import HazardSite
+    from responses.callouts import run_places
+
+    now = clock.now()
+    with session_scope(session_factory) as s:
+        seed_default_region(s, now)
+        site = s.execute(select(HazardSite).where(HazardSite.key == "demo-geohazard-1")).scalar_one()
+        data = ("姓名,手机,职务,隐患点\n王监测,13900002222,监测员,demo-geohazard-1\n"
+                f"赵监测,13900003333,监测员,{site.id}\n").encode()
+        rep = csvc.import_contacts(s, data=data, filename="monitors.csv", actor="t", now=now, tz=TZ)
+        assert rep.status == "applied" and rep.duties_added == 2, rep.as_dict()
+        duties = s.execute(select(Duty).where(Duty.role == "site_monitor")).scalars().all()
+        assert {d.place for d in duties} == {f"site:{site.id}"} and {d.site_id for d in duties} == {str(site.id)}
+        assert {d.place for d in duties} <= run_places({"sites": [site.id]})["site"]  # a run over the site calls both
