@@ -93,8 +93,19 @@ def render_html(report: Mapping[str, Any]) -> str:
     )
 
 
+def _xlsx_text(value: Any) -> Any:
+    """Control characters (typed into a name, pasted from a message) cannot be stored in a worksheet."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE  # openpyxl is loaded only when a workbook is written
+
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value) if isinstance(value, str) else value
+
+
 def _cell(value: Any, column: Column) -> Any:
     """A workbook cell: times as local date-times (Excel cannot hold an offset), lists joined, flags 是/否."""
+    return _xlsx_text(_cell_value(value, column))
+
+
+def _cell_value(value: Any, column: Column) -> Any:
     if value is None:
         return None
     if column.kind == "time":
@@ -151,7 +162,7 @@ def write_xlsx(report: Mapping[str, Any], path: Path | IO[bytes]) -> None:
         ("事件日志条数", event_log.get("checked")),
         ("格式", report.get("schema")),
     ):
-        info.append([label, value])
+        info.append([label, _xlsx_text(value)])
     sheets: list[tuple[str, tuple[Column, ...], list[list[Any]]]] = []
     for key, (title, columns) in TABLES.items():
         sheets.append((title, columns, [[_cell(r.get(c.key), c) for c in columns] for r in report.get(key) or []]))
