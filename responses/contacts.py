@@ -84,6 +84,8 @@ def normalize_phone(raw: str, *, allow_demo: bool = True) -> str:
     if not s:
         raise PhoneError(raw, "号码为空", "empty number")
     cleaned = re.sub(r"[\s\-()（）.]", "", s)
+    if not cleaned.isascii():  # "\d" and isdigit() take Arabic-Indic or full-width digits no phone network dials
+        raise PhoneError(raw, f"号码含非数字字符：{raw}", f"number has non-digits: {raw}")
     if cleaned.startswith("00"):
         cleaned = "+" + cleaned[2:]
     if cleaned.startswith("+86"):

@@ -32,7 +32,8 @@ def test_phone_normalized_to_e164(raw: str, want: str) -> None:
     assert normalize_phone(raw) == want
 
 
-@pytest.mark.parametrize("raw", ["", "12345", "1390356123", "139035612345", "abc", "+86 1x9 0356 1234", "+0123"])
+@pytest.mark.parametrize("raw", ["", "12345", "1390356123", "139035612345", "abc", "+86 1x9 0356 1234", "+0123",
+                                 "١٣٩٠٣٥٦١٢٣٤", "１３９０３５６１２３４", "+86 139０3561234"])
 def test_bad_phones_are_refused_with_reasons(raw: str) -> None:
     with pytest.raises(PhoneError) as exc:
         normalize_phone(raw)
