@@ -48,15 +48,20 @@ from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 from config.database import make_engine, make_session_factory, session_scope  # noqa: E402
 from jiaoying import migrate  # noqa: E402
 from jiaoying import models as _models  # noqa: E402,F401  (every table on the metadata)
-from responses import callout_service as svc  # noqa: E402
-from responses.callout_models import Attempt, Callout  # noqa: E402
-from responses.contacts_models import Contact, Duty  # noqa: E402
-from responses.messaging_models import MessageStatus, OutboxMessage  # noqa: E402
-from responses.models import ResponseRun, Shift, ShiftMember  # noqa: E402
-from responses.notifiers.twilio import TwilioNotifier  # noqa: E402
-from responses.plans import entry_from_snapshot  # noqa: E402
-from responses.sender import Sender, SenderConfig  # noqa: E402
-from responses.service import default_plans  # noqa: E402
+from responses.callouts import service as svc  # noqa: E402
+from responses.callouts.models import Attempt, Callout  # noqa: E402
+from responses.contacts.models import (  # noqa: E402
+    Contact,
+    Duty,
+    Shift,
+    ShiftMember,  # noqa: E402
+)
+from responses.messaging.models import MessageStatus, OutboxMessage  # noqa: E402
+from responses.messaging.notifiers.twilio import TwilioNotifier  # noqa: E402
+from responses.messaging.sender import Sender, SenderConfig  # noqa: E402
+from responses.runs.models import ResponseRun  # noqa: E402
+from responses.runs.plans import entry_from_snapshot  # noqa: E402
+from responses.runs.service import default_plans  # noqa: E402
 from warning.draft import Hazard  # noqa: E402
 
 SID = "AC" + "5" * 32

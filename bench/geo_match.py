@@ -18,7 +18,8 @@ import numpy as np
 import shapely
 from shapely.geometry import MultiPoint, Point, Polygon, box
 
-from geo.matching import AreaRecord, MatchTarget, RegionIndex, circle_polygon
+from geo.matching import RegionIndex
+from geo.targets import AreaRecord, MatchTarget, circle_polygon
 
 
 def synthetic_region(n: int, seed: int) -> tuple[list[AreaRecord], list[Polygon]]:

@@ -120,7 +120,7 @@ NOT_BLANK_PATTERN = "[^\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u20
 
 # --------------------------------------------------------------------------- phone numbers
 
-# What ``responses.contacts.normalize_phone`` accepts, with the separators people type between any two
+# What ``responses.contacts.core.normalize_phone`` accepts, with the separators people type between any two
 # characters: a mainland mobile (1[3-9]…, or the never-allocated 12x block the demo list uses) or a
 # landline with its area code, optionally after +86, 0086 or 86; or any other E.164 number after + or 00.
 _S = r"[\s\-()（）.]*"

@@ -13,12 +13,12 @@ from config.errors import ApiError, bad_request, errors, not_found
 from config.users import Role, User
 from config.web import ALL_ROLES, DB, STAFF, ClockDep, actor_of, require
 from geo.crs import normalize_crs, to_wgs84
-from geo.matching import MatchTarget
 from geo.models import Area, HazardSite
-from geo.region import region_index
+from geo.region import region_index, run_import
 from geo.schemas import CIRCLE_PATTERN, AreaNode, AreaOut, ImportReportOut, MatchRequest
-from geo.service import current_version, run_import, search_areas
+from geo.service import current_version, search_areas
 from geo.sites import SITE_KINDS
+from geo.targets import MatchTarget
 
 router = APIRouter(prefix="/geo", tags=["geo"])
 

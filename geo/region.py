@@ -1,4 +1,5 @@
-"""The default region (from ``config/defaults/region``) and the cached matching index of the live one.
+"""The region's life: the default region (from ``config/defaults/region``), imports that change it, and the
+cached matching index of the live one.
 
 ``default_region_index`` needs no database (``jiaoying normalize`` uses it). ``region_index`` builds the
 index from the database once per region version: the version row carries a token that changes with
@@ -14,16 +15,30 @@ import json
 import threading
 import tomllib
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from shapely.geometry import Point, mapping, shape
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import config
+from config.eventlog import record
 from geo.approximate import generate, round_geometry
-from geo.importing import SiteItem
-from geo.matching import AreaRecord, RegionIndex, SiteRecord, circle_polygon
+from geo.importing import Parsed, SiteItem, parse_areas_csv, parse_areas_geojson, parse_sites_geojson
+from geo.matching import RegionIndex
+from geo.models import Area
+from geo.service import (
+    apply_areas,
+    apply_sites,
+    area_count,
+    area_records,
+    bump_version,
+    current_version,
+    site_records,
+)
+from geo.targets import AreaRecord, SiteRecord, circle_polygon
 
 REGION_DIR = Path(config.__file__).parent / "defaults" / "region"
 SOURCE = "default-region"
@@ -174,8 +189,6 @@ _CACHE_SIZE = 4
 
 def region_index(session: Session) -> RegionIndex:
     """The live region's index, rebuilt only when the region version changes."""
-    from geo.service import area_records, current_version, site_records
-
     version, token = current_version(session)
     with _cache_lock:
         got = _cache.get(token)
@@ -196,8 +209,6 @@ def seed_default_region(session: Session, now: dt.datetime, region_dir: Path = R
     Returns the number of areas added.
     """
     from config.eventlog import record
-    from geo.service import apply_areas, apply_sites, area_count, bump_version
-
     if area_count(session):
         return 0
     records = default_area_records(region_dir)
@@ -208,3 +219,73 @@ def seed_default_region(session: Session, now: dt.datetime, region_dir: Path = R
     record(session, now=now, action="geo.default_region_seeded", entity_type="region", entity_id=version,
            actor="system", payload={"areas": counts.created, "sites": sites.created, "source": SOURCE})
     return counts.created
+
+
+# ------------------------------------------------------------------------------------------------ imports
+
+
+@dataclass
+class ImportReport:
+    kind: str
+    source: str
+    total: int
+    valid: int
+    problems: list[dict[str, Any]]
+    applied: bool
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    version: int = 0
+    crs: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.applied
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def parse_import(session: Session, kind: str, fmt: str, raw: bytes, *, crs: str | None = None,
+                 accept_repaired: bool = False) -> Parsed:
+    known = set(session.execute(select(Area.code)).scalars())
+    if kind == "sites":
+        return parse_sites_geojson(raw, crs=crs, known_area_codes=known, accept_repaired=accept_repaired)
+    if fmt == "csv":
+        return parse_areas_csv(raw, known_codes=known)
+    return parse_areas_geojson(raw, crs=crs, known_codes=known, accept_repaired=accept_repaired)
+
+
+def run_import(session: Session, kind: str, fmt: str, raw: bytes, *, now: dt.datetime, actor: str, source: str,
+               crs: str | None = None, skip_invalid: bool = False, accept_repaired: bool = False) -> ImportReport:
+    """Validate, then apply all (default: only when nothing is wrong) or the valid rest (``skip_invalid``)."""
+    if kind not in ("areas", "sites") or fmt not in ("geojson", "csv") or (kind == "sites" and fmt == "csv"):
+        raise ValueError(f"unsupported import: {kind} as {fmt}")
+    parsed = parse_import(session, kind, fmt, raw, crs=crs, accept_repaired=accept_repaired)
+    valid = parsed.valid_items()
+    report = ImportReport(kind, source, parsed.total, len(valid), parsed.problems_dicts(), applied=False,
+                          crs=parsed.crs)
+    version, _ = current_version(session)
+    report.version = version
+    if parsed.fatal or (parsed.has_errors and not skip_invalid) or not valid:
+        return report
+    if kind == "areas":
+        valid.sort(key=lambda it: (it.level != "district", len(it.code), it.code))
+        counts = apply_areas(session, valid, now=now, source=source)
+    else:
+        index = region_index(session)
+        counts = apply_sites(session, valid, now=now, source=source, locate=index.locate)
+    report.applied = True
+    report.created, report.updated, report.unchanged = counts.created, counts.updated, counts.unchanged
+    if counts.created or counts.updated:
+        report.version = bump_version(session, now)
+        record(session, now=now, action=f"geo.{kind}_imported", entity_type="region", entity_id=report.version,
+               actor=actor, payload={
+                   "source": source, "created": counts.created, "updated": counts.updated,
+                   "unchanged": counts.unchanged, "skipped": parsed.total - len(valid),
+                   "changed": counts.changed_codes[:200], "problems": len(parsed.problems),
+               })
+    return report
+
+
+# ---- reading -----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Loading and saving the region: imports, the region version, tree and search queries.
+"""Loading and saving the region: applying areas and sites, the region version, tree and search queries.
 
 The caller commits (one commit per request or job). Every change bumps the region version in the same
 transaction and is written to the event log; an import that changes nothing bumps nothing.
@@ -16,12 +16,11 @@ from shapely.geometry import mapping, shape
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from config.eventlog import record
 from geo.approximate import round_geometry
 from geo.codes import normalize_code, significant_prefix
-from geo.importing import AreaItem, Parsed, SiteItem, parse_areas_csv, parse_areas_geojson, parse_sites_geojson
-from geo.matching import AreaRecord, SiteRecord
+from geo.importing import AreaItem, SiteItem
 from geo.models import Area, HazardSite, RegionVersion
+from geo.targets import AreaRecord, SiteRecord
 
 
 def geojson_of(geom: Any) -> dict[str, Any] | None:
@@ -132,75 +131,6 @@ def apply_sites(session: Session, items: list[SiteItem], *, now: dt.datetime, so
             counts.changed_codes.append(it.key)
     session.flush()
     return counts
-
-
-@dataclass
-class ImportReport:
-    kind: str
-    source: str
-    total: int
-    valid: int
-    problems: list[dict[str, Any]]
-    applied: bool
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    version: int = 0
-    crs: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.applied
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def parse_import(session: Session, kind: str, fmt: str, raw: bytes, *, crs: str | None = None,
-                 accept_repaired: bool = False) -> Parsed:
-    known = set(session.execute(select(Area.code)).scalars())
-    if kind == "sites":
-        return parse_sites_geojson(raw, crs=crs, known_area_codes=known, accept_repaired=accept_repaired)
-    if fmt == "csv":
-        return parse_areas_csv(raw, known_codes=known)
-    return parse_areas_geojson(raw, crs=crs, known_codes=known, accept_repaired=accept_repaired)
-
-
-def run_import(session: Session, kind: str, fmt: str, raw: bytes, *, now: dt.datetime, actor: str, source: str,
-               crs: str | None = None, skip_invalid: bool = False, accept_repaired: bool = False) -> ImportReport:
-    """Validate, then apply all (default: only when nothing is wrong) or the valid rest (``skip_invalid``)."""
-    if kind not in ("areas", "sites") or fmt not in ("geojson", "csv") or (kind == "sites" and fmt == "csv"):
-        raise ValueError(f"unsupported import: {kind} as {fmt}")
-    parsed = parse_import(session, kind, fmt, raw, crs=crs, accept_repaired=accept_repaired)
-    valid = parsed.valid_items()
-    report = ImportReport(kind, source, parsed.total, len(valid), parsed.problems_dicts(), applied=False,
-                          crs=parsed.crs)
-    version, _ = current_version(session)
-    report.version = version
-    if parsed.fatal or (parsed.has_errors and not skip_invalid) or not valid:
-        return report
-    if kind == "areas":
-        valid.sort(key=lambda it: (it.level != "district", len(it.code), it.code))
-        counts = apply_areas(session, valid, now=now, source=source)
-    else:
-        from geo.region import region_index
-
-        index = region_index(session)
-        counts = apply_sites(session, valid, now=now, source=source, locate=index.locate)
-    report.applied = True
-    report.created, report.updated, report.unchanged = counts.created, counts.updated, counts.unchanged
-    if counts.created or counts.updated:
-        report.version = bump_version(session, now)
-        record(session, now=now, action=f"geo.{kind}_imported", entity_type="region", entity_id=report.version,
-               actor=actor, payload={
-                   "source": source, "created": counts.created, "updated": counts.updated,
-                   "unchanged": counts.unchanged, "skipped": parsed.total - len(valid),
-                   "changed": counts.changed_codes[:200], "problems": len(parsed.problems),
-               })
-    return report
-
-
-# ---- reading -----------------------------------------------------------------------------------
 
 
 def area_records(session: Session) -> list[AreaRecord]:

@@ -21,14 +21,19 @@ from config.runtime import Runtime, build_runtime
 from config.settings import Settings
 from config.web import declare_common_errors
 from geo import api as geo_api
-from jiaoying import __version__, migrate
+from jiaoying import __version__, migrate, wiring
 from jiaoying.scheduler import build_scheduler
-from responses import api as responses_api
-from responses import callout_api, callout_service, measure_api, measure_service, webhooks
-from responses import engine as response_engine
 from responses.audit import api as audit_api
+from responses.callouts import api as callout_api
+from responses.callouts import service as callout_service
+from responses.measures import api as measure_api
+from responses.measures import service as measure_service
+from responses.messaging import webhooks
+from responses.reports import api as report_api
+from responses.runs import api as responses_api
+from responses.runs import engine as response_engine
 from warning import api as warning_api
-from warning import consultation_api
+from warning.consultation import api as consultation_api
 
 log = logging.getLogger("jiaoying")
 
@@ -44,7 +49,7 @@ ROUTERS = [
     warning_api.feeds_router,
     warning_api.warnings_router,
     measure_api.router,
-    measure_api.reports_router,
+    report_api.router,
     audit_api.router,
 ]
 
@@ -71,6 +76,7 @@ def create_app(
     scheduler: bool | None = None,
 ) -> FastAPI:
     settings.require_valid()
+    wiring.install()
     use_scheduler = settings.scheduler.enabled if scheduler is None else scheduler
 
     @asynccontextmanager

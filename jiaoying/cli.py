@@ -9,20 +9,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from config.clock import SystemClock
 from config.database import make_engine, make_session_factory, ping, session_scope
 from config.eventlog import record, verify
-from config.settings import ConfigError, Settings, load_settings
-from config.users import ROLE_NAMES_ZH, Role, User, find_department, hash_password, seed_departments
-from geo.region import seed_default_region
-from jiaoying import contacts_cli, drill_cli, geo_cli, migrate
-from responses.contacts_service import seed_demo_contacts
-from responses.fake_twilio import cli as fake_twilio_cli
-from warning.service import seed_feeds
+from config.settings import load_settings
+from config.users import ROLE_NAMES_ZH, Role, User, find_department, hash_password
+from jiaoying import contacts_cli, drill_cli, geo_cli, wiring
+from jiaoying.cli_common import err, fail, out, settings_or_exit, upgrade_and_seed
+from responses.messaging.fake_twilio import cli as fake_twilio_cli
 
 app = typer.Typer(
     help="叫应 Jiaoying — 灾害预警与响应调度 / disaster early-warning and response orchestrator",
@@ -42,37 +38,6 @@ plans_app = typer.Typer(help="应急预案 / response plans", no_args_is_help=Tr
 app.add_typer(plans_app, name="plans")
 app.add_typer(fake_twilio_cli.app, name="fake-twilio")
 drill_cli.register(app)  # jiaoying drill run / report / demo
-
-out = Console()
-err = Console(stderr=True)
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]错误 / Error:[/] {message}")
-    return typer.Exit(code)
-
-
-def settings_or_exit() -> Settings:
-    try:
-        settings = load_settings()
-        settings.require_valid()
-        return settings
-    except (ConfigError, ValueError) as exc:
-        raise fail(f"配置无效 / invalid configuration:\n{exc}") from None
-
-
-def upgrade_and_seed(settings: Settings) -> None:
-    engine = make_engine(settings.database.url)
-    try:
-        migrate.upgrade(engine)
-        with session_scope(make_session_factory(engine)) as s:
-            seed_departments(s)
-            seed_feeds(s, SystemClock().now())
-            seed_default_region(s, SystemClock().now())
-            seed_demo_contacts(s, now=SystemClock().now(), tz=settings.tz)  # fake list; reaches nobody
-    finally:
-        engine.dispose()
-
 
 @app.command()
 def serve(
@@ -289,7 +254,7 @@ def plans_validate(
     path: Annotated[Path | None, typer.Argument(help="预案文件或目录（默认：内置预案）/ a plan file or folder")] = None,
 ) -> None:
     """检查预案，列出全部错误（文件、行号、字段）/ Validate plans and list every error."""
-    from responses.plans import DEFAULT_PLANS_DIR, validate_path
+    from responses.runs.plans import DEFAULT_PLANS_DIR, validate_path
 
     target = path or DEFAULT_PLANS_DIR
     if not target.exists():
@@ -304,6 +269,7 @@ def plans_validate(
 
 
 def main() -> None:
+    wiring.install()
     app()
 
 

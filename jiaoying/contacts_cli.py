@@ -24,8 +24,8 @@ def contacts_import(
     """导入联系人；默认有错则全部不导入 / Import contacts; all or nothing unless --skip-invalid."""
     from config.clock import SystemClock
     from config.database import make_engine, make_session_factory, session_scope
-    from jiaoying.cli import fail, settings_or_exit, upgrade_and_seed
-    from responses.contacts_service import ContactFileError, import_contacts
+    from jiaoying.cli_common import fail, settings_or_exit, upgrade_and_seed
+    from responses.contacts.service import ContactFileError, import_contacts
 
     if not file.is_file():
         raise fail(f"文件不存在 / file not found: {file}")
@@ -63,8 +63,8 @@ def contacts_coverage() -> None:
     """列出没有可联系责任人的村（社区）/ List villages with no reachable responsible person."""
     from config.clock import SystemClock
     from config.database import make_engine, make_session_factory, session_scope
-    from jiaoying.cli import settings_or_exit, upgrade_and_seed
-    from responses.contacts_service import coverage_report
+    from jiaoying.cli_common import settings_or_exit, upgrade_and_seed
+    from responses.contacts.service import coverage_report
 
     settings = settings_or_exit()
     upgrade_and_seed(settings)

@@ -15,60 +15,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import event
 
-from config.clock import Clock, VirtualClock
 from config.database import make_engine, make_session_factory, session_scope
-from config.runtime import Runtime
 from config.settings import Settings, load_settings
-from config.users import seed_departments
+from jiaoying.cli_common import err, fail, out
+from jiaoying.drill_setup import drill_jobs, drill_runtime
 
 drill_app = typer.Typer(help="演练 / drills", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
 
 DEMO_SCENARIO = Path(__file__).resolve().parents[1] / "config" / "defaults" / "drills" / "red-rainstorm.yaml"
-SKIP_JOBS = frozenset({"heartbeat", "feeds_poll"})  # a drill feeds its own inputs and polls nothing outside
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]错误 / Error:[/] {message}")
-    return typer.Exit(code)
-
-
-def drill_jobs(rt: Runtime) -> list[Any]:
-    """Every scheduled job of the system except polling real feeds, in the scheduler's order."""
-    from jiaoying.scheduler import job_specs
-
-    return [spec.func for spec in job_specs(rt) if spec.name not in SKIP_JOBS]
-
-
-def drill_runtime(db_path: Path, start: dt.datetime, settings: Settings | None = None,
-                  clock: Clock | None = None) -> Runtime:
-    """A fresh, migrated and seeded SQLite database for one drill, on a virtual clock at ``start``."""
-    from geo.region import seed_default_region
-    from jiaoying import migrate
-
-    settings = settings or load_settings()
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
-    url = f"sqlite:///{db_path}"
-    settings = settings.model_copy(update={"database": settings.database.model_copy(update={"url": url})})
-    engine = make_engine(url)
-
-    @event.listens_for(engine, "connect")
-    def _throwaway(dbapi_conn: Any, _record: Any) -> None:  # a drill database is rebuilt on every run
-        dbapi_conn.execute("PRAGMA synchronous=OFF")
-
-    migrate.upgrade(engine)
-    factory = make_session_factory(engine)
-    with session_scope(factory) as s:
-        seed_departments(s)
-        seed_default_region(s, start)
-    return Runtime(settings, engine, factory, clock or VirtualClock(start))
 
 
 def _kpi_table(report: dict[str, Any]) -> Table:
@@ -97,7 +54,7 @@ def run_scenario(path: Path, out_dir: Path, *, settings: Settings | None = None,
     try:
         loaded = load_scenario(path)
     except ScenarioError as exc:
-        raise _fail(f"演练脚本有误 / bad scenario file\n{exc}") from None
+        raise fail(f"演练脚本有误 / bad scenario file\n{exc}") from None
     s = loaded.scenario
     out_dir.mkdir(parents=True, exist_ok=True)
     rt = drill_runtime(out_dir / "drill.sqlite3", s.start, settings)
@@ -114,7 +71,7 @@ def run_scenario(path: Path, out_dir: Path, *, settings: Settings | None = None,
 
             result = run_drill(loaded, rt, drill_jobs(rt), out_dir=out_dir, progress=progress)
     except DrillError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     finally:
         rt.close()
     for stale in result.expired_inputs:
@@ -154,7 +111,7 @@ def report_cmd(
         with session_scope(make_session_factory(engine)) as s:
             report = build_report(s, now=SystemClock().now(), tz=settings.tz, run_ids=[run_id])
     except ReportScopeError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     finally:
         engine.dispose()
     paths = write_report(report, out_dir)

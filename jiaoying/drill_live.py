@@ -46,11 +46,11 @@ def serve_live(scenario_path: Path, out_dir: Path, *, speed: float, port: int, p
     import uvicorn
 
     from jiaoying.app import create_app
-    from jiaoying.drill_cli import drill_jobs, drill_runtime
-    from responses import engine
+    from jiaoying.drill_setup import drill_jobs, drill_runtime
     from responses.audit.render import write_report
     from responses.drill.runner import Players, _run_job, drill_report, make_safe, prepare
     from responses.drill.scenario import load_scenario
+    from responses.runs import engine
 
     loaded = load_scenario(scenario_path)
     s = loaded.scenario

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from config.settings import Settings, TwilioSettings
-from responses.fake_twilio.server import FakeTwilioServer
-from responses.fake_twilio.state import FakeConfig
+from responses.messaging.fake_twilio.server import FakeTwilioServer
+from responses.messaging.fake_twilio.state import FakeConfig
 
 FAKE_SID = "AC" + "0" * 32
 FAKE_FROM = "+8612300000000"

@@ -22,8 +22,8 @@ def _run(kind: str, path: Path, fmt: str | None, crs: str | None, skip_invalid: 
     from config.clock import SystemClock
     from config.database import make_engine, make_session_factory
     from geo.crs import CRS_NAMES, normalize_crs
-    from geo.service import run_import
-    from jiaoying.cli import fail, settings_or_exit, upgrade_and_seed
+    from geo.region import run_import
+    from jiaoying.cli_common import fail, settings_or_exit, upgrade_and_seed
 
     if not path.is_file():
         raise fail(f"文件不存在 / file not found: {path}")
@@ -91,9 +91,9 @@ def match(
     default_region: Annotated[bool, typer.Option("--default-region", help="用内置默认区域，不连数据库")] = False,
 ) -> None:
     """测试预警范围命中哪些村/隐患点 / Show what a warning area reaches."""
-    from geo.matching import MatchTarget
     from geo.region import default_region_index, region_index
-    from jiaoying.cli import fail, settings_or_exit
+    from geo.targets import MatchTarget
+    from jiaoying.cli_common import fail, settings_or_exit
 
     circles = []
     for c in circle or []:

@@ -3,10 +3,14 @@
 from config import counters, eventlog, users
 from config.database import Base
 from geo import models as geo_models
-from responses import callout_models, contacts_models, info_report_models, measure_models, messaging_models
-from responses import models as response_models
-from warning import consultation_models
+from responses.callouts import models as callout_models
+from responses.contacts import models as contacts_models
+from responses.measures import models as measure_models
+from responses.messaging import models as messaging_models
+from responses.reports import models as info_report_models
+from responses.runs import models as response_models
 from warning import models as warning_models
+from warning.consultation import models as consultation_models
 
 __all__ = [
     "Base", "counters", "eventlog", "messaging_models", "users", "warning_models", "consultation_models",

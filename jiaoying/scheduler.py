@@ -12,10 +12,14 @@ from dataclasses import dataclass
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from config.runtime import Runtime
-from responses import callout_jobs, callout_service, measure_jobs
-from responses import engine as response_engine
-from responses import jobs as response_jobs
-from responses.sender import send_due
+from jiaoying import wiring
+from responses.callouts import jobs as callout_jobs
+from responses.callouts import service as callout_service
+from responses.measures import jobs as measure_jobs
+from responses.messaging.sender import send_due
+from responses.reports import jobs as report_jobs
+from responses.runs import engine as response_engine
+from responses.runs import jobs as response_jobs
 from warning import jobs as warning_jobs
 
 log = logging.getLogger("jiaoying.scheduler")
@@ -35,6 +39,7 @@ def _heartbeat(rt: Runtime) -> None:
 def job_specs(rt: Runtime) -> list[JobSpec]:
     """Every scheduled job of the system, in one list."""
     tick = rt.settings.scheduler.tick_seconds
+    wiring.install()  # run events reach callouts, measures and reports
     response_engine.install(rt.state)  # warning changes and decisions reach the response engine
     callout_service.install(rt.state)  # the sender's acceptances start each callee's answer window
     return [
@@ -46,7 +51,7 @@ def job_specs(rt: Runtime) -> list[JobSpec]:
         JobSpec("consultation_sweep", response_jobs.consultation_sweep, tick),
         JobSpec("supervision_sweep", response_jobs.supervision_sweep, max(tick, 30.0)),
         JobSpec("measures_sweep", measure_jobs.measures_sweep, max(tick, 15.0)),
-        JobSpec("reports_sweep", measure_jobs.reports_sweep, max(tick, 30.0)),
+        JobSpec("reports_sweep", report_jobs.reports_sweep, max(tick, 30.0)),
     ]
 
 

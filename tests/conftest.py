@@ -26,7 +26,7 @@ from config.database import Base, make_engine, make_session_factory, session_sco
 from config.runtime import Runtime
 from config.settings import Settings
 from config.users import Department, User, hash_password, seed_departments
-from jiaoying import migrate
+from jiaoying import migrate, wiring
 from jiaoying.app import create_app
 from warning.changes import ChangeKind, WarningChange
 from warning.models import Warning
@@ -34,6 +34,12 @@ from warning.models import Warning
 PG_URL = os.environ.get("JIAOYING_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 DATA = Path(__file__).resolve().parent / "data"  # real samples and geo files, copied with PROVENANCE
 T0 = dt.datetime(2026, 7, 20, 2, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def wired() -> None:
+    """Run events reach callouts, measures and reports as they do in the server (``jiaoying/wiring.py``)."""
+    wiring.install()
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -33,7 +33,7 @@ from config.web import (
     oauth2_scheme,
     require,
 )
-from warning import service
+from warning import service, threads
 from warning.atom import atom_feed
 from warning.cap_export import warning_to_cap
 from warning.changes import listeners_of
@@ -394,7 +394,7 @@ def warnings_get(warning_id: RowId, db: DB) -> Any:
                      responses=errors(404))
 def warnings_versions(warning_id: RowId, db: DB) -> list[Any]:
     w = _warning_or_404(db, warning_id)
-    return service.thread_versions(db, w.thread_id or w.id)
+    return threads.thread_versions(db, w.thread_id or w.id)
 
 
 @warnings_router.get("/{warning_id}/cap", dependencies=[require(*ALL_ROLES)], response_class=Response,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from config.database import session_scope
 from config.runtime import Runtime
-from warning import fetch, service
+from warning import fetch, threads
 from warning.changes import listeners_of
 
 
@@ -21,6 +21,6 @@ def sweep_warnings(rt: Runtime) -> int:
     listeners = listeners_of(rt.state)
     with session_scope(rt.session_factory) as s:
         now = rt.now()
-        expired = service.expire_due(s, now=now, listeners=listeners)
-        flagged = service.flag_overdue_holds(s, now=now, listeners=listeners)
+        expired = threads.expire_due(s, now=now, listeners=listeners)
+        flagged = threads.flag_overdue_holds(s, now=now, listeners=listeners)
     return len(expired) + len(flagged)

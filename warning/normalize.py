@@ -24,7 +24,7 @@ from warning.draft import AreaSpec, ParseResult, Skipped, WarningDraft
 from warning.feeds.common import EARTH_RADIUS_KM, china_admin_code
 
 try:  # geo is a lower layer; while it is absent the output simply has no affected areas
-    from geo.matching import MatchTarget
+    from geo.targets import MatchTarget
 except ImportError:  # pragma: no cover - depends on the tree state
     MatchTarget = None  # type: ignore[assignment,misc]
 

@@ -25,11 +25,11 @@ from config.users import Department
 from responses.audit.findings import Finding, PlanLevel, no_response_finding
 from responses.audit.kpis import compute_kpis, missed
 from responses.audit.shape import SCHEMA, VALUE_ZH, iso, township_of
-from responses.callout_models import Answer, Callout, Escalation
-from responses.info_report_models import InfoReport
-from responses.measure_models import MeasureOrder
-from responses.models import ResponseRun
-from warning.consultation_models import Consultation, Decision, Judgement
+from responses.callouts.models import Answer, Callout, Escalation
+from responses.measures.models import MeasureOrder
+from responses.reports.models import InfoReport
+from responses.runs.models import ResponseRun
+from warning.consultation.models import Consultation, Decision, Judgement
 from warning.models import Warning
 
 
@@ -266,8 +266,8 @@ def build_report(
 def _why_no_response(session: Session, threads: Sequence[int], by_thread: dict[int, list[Warning]],
                      consults: Sequence[Consultation], as_of: dt.datetime, tz: dt.tzinfo) -> list[Finding]:
     """One finding per warning thread that started no run, from the records the engine acted on."""
-    from responses.engine import outside_region
-    from responses.service import current_plan
+    from responses.runs.engine import outside_region
+    from responses.runs.service import current_plan
 
     out = []
     for th in threads:

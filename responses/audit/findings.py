@@ -106,7 +106,7 @@ def no_response_finding(versions: Sequence[Any], *, consultation: Any | None, pl
                         plan_missing: bool, outside: bool, as_of: dt.datetime, tz: dt.tzinfo) -> Finding:
     """Why the thread of ``versions`` (oldest first) started no response; the first rule that holds.
 
-    ``outside`` is the engine's own rule applied to the thread (``responses.engine.outside_region``);
+    ``outside`` is the engine's own rule applied to the thread (``responses.runs.engine.outside_region``);
     ``plan`` is the plan entry for its hazard and latest level, ``plan_missing`` that its hazard has none.
     """
     first = versions[0]

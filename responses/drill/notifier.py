@@ -11,8 +11,8 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable
 
-from responses.notifiers.base import NotifierError, TransientError
-from responses.notifiers.fake import FakeNotifier
+from responses.messaging.notifiers.base import NotifierError, TransientError
+from responses.messaging.notifiers.fake import FakeNotifier
 
 
 def fault_rule(rate: float, salt: str) -> Callable[[str, str], NotifierError | None]:

@@ -41,7 +41,7 @@ from responses.audit.findings import Finding, expired_on_arrival, input_without_
 from responses.audit.render import write_report
 from responses.drill.notifier import drill_notifier
 from responses.drill.scenario import AnswerRule, LoadedScenario, Scenario
-from responses.notifiers.fake import FakeNotifier
+from responses.messaging.notifiers.fake import FakeNotifier
 
 Job = Callable[[Runtime], object]
 Progress = Callable[[dt.datetime, str], None]
@@ -100,8 +100,9 @@ class DrillResult:
 
 def make_safe(rt: Runtime, scenario: Scenario) -> FakeNotifier:
     """Cut the runtime off from every real provider and install the drill's fake one."""
-    from responses import callout_service, outbox
-    from responses.sender import Sender, SenderConfig
+    from responses.callouts import service as callout_service
+    from responses.messaging import outbox
+    from responses.messaging.sender import Sender, SenderConfig
 
     rt.settings = rt.settings.model_copy(update={"twilio": TwilioSettings()})
     old = rt.state.pop("messaging_sender", None)
@@ -120,10 +121,10 @@ def make_safe(rt: Runtime, scenario: Scenario) -> FakeNotifier:
 
 def prepare(session: Session, loaded: LoadedScenario, *, now: dt.datetime, tz: dt.tzinfo) -> None:
     """The people of the drill: its contacts (or the region's demo list) and a shift with a leader on duty."""
-    from responses import contacts_service
-    from responses.contacts_models import Contact, Duty
-    from responses.roster import Person, ShiftSpec
-    from responses.roster_service import on_duty, upsert_shift
+    from responses.contacts import service as contacts_service
+    from responses.contacts.models import Contact, Duty
+    from responses.contacts.roster import Person, ShiftSpec
+    from responses.contacts.roster_service import on_duty, upsert_shift
 
     s = loaded.scenario
     if s.contacts:
@@ -239,8 +240,8 @@ class Players:
                                                              tz=self.rt.settings.tz))
 
     def _judgements(self, session: Session, now: dt.datetime) -> list[dt.datetime]:
-        from warning import consultation_service as cs
-        from warning.consultation_models import Consultation, Judgement
+        from warning.consultation import service as cs
+        from warning.consultation.models import Consultation, Judgement
 
         upcoming: list[dt.datetime] = []
         rules = self.s.behaviour.judgements
@@ -278,8 +279,8 @@ class Players:
         return upcoming
 
     def _decisions(self, session: Session, now: dt.datetime) -> list[dt.datetime]:
-        from warning import consultation_service as cs
-        from warning.consultation_models import Consultation
+        from warning.consultation import service as cs
+        from warning.consultation.models import Consultation
 
         rule = self.s.behaviour.decision
         if rule is None:
@@ -307,9 +308,9 @@ class Players:
         return upcoming
 
     def _answers(self, session: Session, now: dt.datetime) -> list[dt.datetime]:
-        from responses.callout_models import Callout
-        from responses.callout_service import record_answer
-        from responses.callouts import AnswerChannel, AnswerKind
+        from responses.callouts.answers import record_answer
+        from responses.callouts.core import AnswerChannel, AnswerKind
+        from responses.callouts.models import Callout
 
         upcoming: list[dt.datetime] = []
         if not self.s.behaviour.answers:
@@ -348,7 +349,7 @@ class Players:
 
     def _load_places(self, session: Session, contact_ids: set[int]) -> None:
         """The areas each contact answers for (their duties), read once per contact."""
-        from responses.contacts_models import Duty
+        from responses.contacts.models import Duty
 
         todo = sorted(contact_ids - self.places.keys())
         for i in range(0, len(todo), 500):
@@ -360,8 +361,8 @@ class Players:
                 self.places[contact_id].append(place)
 
     def _measures(self, session: Session, now: dt.datetime) -> list[dt.datetime]:
-        from responses import measure_service
-        from responses.measure_models import MeasureOrder
+        from responses.measures import service as measure_service
+        from responses.measures.models import MeasureOrder
 
         rule = self.s.behaviour.measures
         if rule is None:
@@ -395,8 +396,9 @@ class Players:
 
     def _close_runs(self, session: Session, now: dt.datetime) -> list[dt.datetime]:
         """The leader closes a run once it is closing and every measure is lifted or waived."""
-        from responses import measure_service, service
-        from responses.models import ResponseRun
+        from responses.measures import service as measure_service
+        from responses.runs import service
+        from responses.runs.models import ResponseRun
 
         for run in session.execute(select(ResponseRun).where(ResponseRun.drill.is_(True),
                                                              ResponseRun.state == "closing")).scalars().all():
@@ -415,7 +417,7 @@ def _aware(when: dt.datetime) -> dt.datetime:
 
 def _measure_report(m: Any) -> dict[str, Any]:
     """A plausible carry-out report: the figure the measure's kind requires, and a note."""
-    from responses.measures import REQUIRED_FIGURE, MeasureKind
+    from responses.measures.core import REQUIRED_FIGURE, MeasureKind
 
     try:
         need = REQUIRED_FIGURE.get(MeasureKind(m.kind))
@@ -432,11 +434,11 @@ def _measure_report(m: Any) -> dict[str, Any]:
 
 def system_due_times(session: Session, now: dt.datetime) -> list[dt.datetime]:
     """The next deadline each domain keeps in its tables (only those after ``now``)."""
-    from responses.callout_models import Callout
-    from responses.info_report_models import InfoReport
-    from responses.measure_models import MeasureOrder
-    from responses.messaging_models import OutboxMessage
-    from warning.consultation_models import Consultation
+    from responses.callouts.models import Callout
+    from responses.measures.models import MeasureOrder
+    from responses.messaging.models import OutboxMessage
+    from responses.reports.models import InfoReport
+    from warning.consultation.models import Consultation
     from warning.models import Warning
 
     queries = [
@@ -463,7 +465,7 @@ def system_due_times(session: Session, now: dt.datetime) -> list[dt.datetime]:
 def run_drill(loaded: LoadedScenario, rt: Runtime, jobs: Sequence[Job], *, out_dir: Path | None = None,
               max_step: dt.timedelta = dt.timedelta(minutes=15), progress: Progress | None = None) -> DrillResult:
     """Play the scenario on ``rt`` (a migrated database, a ``VirtualClock``) and write the report."""
-    from responses import engine
+    from responses.runs import engine
 
     started = time.perf_counter()
     s = loaded.scenario
@@ -524,7 +526,7 @@ def drill_report(session: Session, loaded: LoadedScenario, players: Players, *, 
 
 
 def _messages_waiting(rt: Runtime, now: dt.datetime) -> bool:
-    from responses.messaging_models import OutboxMessage
+    from responses.messaging.models import OutboxMessage
 
     with session_scope(rt.session_factory) as session:
         due = select(OutboxMessage.id).where(OutboxMessage.state == "queued", OutboxMessage.next_try_at <= now)

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.database import session_scope
-from responses.contacts_models import Contact, Duty
-from responses.models import ResponseRun, Shift, ShiftMember
-from responses.plans import entry_from_snapshot
-from responses.service import default_plans
+from responses.contacts.models import Contact, Duty, Shift, ShiftMember
+from responses.runs.models import ResponseRun
+from responses.runs.plans import entry_from_snapshot
+from responses.runs.service import default_plans
 from warning.draft import Hazard
 
 LEADER_PHONE = "+8613999990000"

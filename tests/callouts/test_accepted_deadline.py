@@ -18,15 +18,16 @@ from config.database import session_scope
 from config.eventlog import Event
 from config.runtime import Runtime
 from jiaoying.scheduler import job_specs
-from responses import callout_service as svc
-from responses import outbox
-from responses.callout_models import Callout
-from responses.callouts import AnswerChannel, AnswerKind
-from responses.messaging_models import OutboxMessage
-from responses.models import ResponseRun
-from responses.notifiers.base import TransientError
-from responses.notifiers.fake import FakeNotifier
-from responses.sender import Sender, SenderConfig, send_due
+from responses.callouts import answers
+from responses.callouts import service as svc
+from responses.callouts.core import AnswerChannel, AnswerKind
+from responses.callouts.models import Callout
+from responses.messaging import outbox
+from responses.messaging.models import OutboxMessage
+from responses.messaging.notifiers.base import TransientError
+from responses.messaging.notifiers.fake import FakeNotifier
+from responses.messaging.sender import Sender, SenderConfig, send_due
+from responses.runs.models import ResponseRun
 
 MIN = dt.timedelta(minutes=1)
 CALLS = {"answer_minutes": 10, "retries": {"count": 1, "interval_minutes": 3}, "channels": ["sms", "voice"],
@@ -68,7 +69,7 @@ def test_deadline_runs_from_acceptance_through_the_wiring(runtime: Runtime, cloc
     with session_scope(factory) as s:
         c = s.get(Callout, ids[0])
         assert c is not None
-        svc.record_answer(s, c, now=t0 + 10 * dt.timedelta(seconds=1), channel=AnswerChannel.DUTY_OFFICER,
+        answers.record_answer(s, c, now=t0 + 10 * dt.timedelta(seconds=1), channel=AnswerChannel.DUTY_OFFICER,
                           kind=AnswerKind.RECEIVED, entered_by="user:duty")
     job_specs(runtime)  # the wiring: registers the hook on the runtime's state
     runtime.state["messaging_notifiers"] = {"twilio": FakeNotifier()}

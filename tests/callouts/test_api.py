@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 
 from config.database import session_scope
 from config.runtime import Runtime
-from responses import callout_service as svc
-from responses.models import ResponseRun
+from responses.callouts import service as svc
+from responses.runs.models import ResponseRun
 
 CALLS = {"answer_minutes": 5, "retries": {"count": 0, "interval_minutes": 1}, "channels": ["voice", "sms"],
          "tiers": {"village": ["village_head"]}, "escalation": ["village", "township", "leader_on_duty"]}

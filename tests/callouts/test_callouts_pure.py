@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from responses.callouts import AnswerKind, DutyRef, call_text, parse_keypress, parse_reply, plan_callouts
+from responses.callouts.core import AnswerKind, DutyRef, call_text, parse_keypress, parse_reply, plan_callouts
 
 TIERS = {"district": ["district_leader"], "township": ["township_chief"], "village": ["village_head", "grid_worker"],
          "site": ["site_monitor"]}

@@ -26,12 +26,12 @@ from sqlalchemy.orm import sessionmaker
 
 from config.clock import VirtualClock
 from config.database import make_session_factory, session_scope
-from responses import callout_service as svc
-from responses.callout_models import Callout
-from responses.fake_twilio.server import FakeTwilioServer
-from responses.fake_twilio.state import FakeConfig
-from responses.messaging_models import OutboxMessage
-from responses.models import ResponseRun
+from responses.callouts import service as svc
+from responses.callouts.models import Callout
+from responses.messaging.fake_twilio.server import FakeTwilioServer
+from responses.messaging.fake_twilio.state import FakeConfig
+from responses.messaging.models import OutboxMessage
+from responses.runs.models import ResponseRun
 
 ROOT = Path(__file__).resolve().parents[2]
 SID = "AC" + "7" * 32
@@ -49,8 +49,8 @@ import datetime as dt, sys, time
 from sqlalchemy import create_engine
 from config.clock import VirtualClock
 from config.database import make_engine, make_session_factory
-from responses.notifiers.twilio import TwilioNotifier
-from responses.sender import Sender, SenderConfig
+from responses.messaging.notifiers.twilio import TwilioNotifier
+from responses.messaging.sender import Sender, SenderConfig
 
 url, schema, api, sid, token, frm, now, conc, worker = sys.argv[1:10]
 engine = create_engine(url, connect_args={"options": f"-csearch_path={schema}"}) if schema else make_engine(url)

@@ -7,9 +7,9 @@ import datetime as dt
 
 import pytest
 
-from responses import escalation as core
-from responses.escalation import CalloutState as S
-from responses.escalation import Transition as T
+from responses.callouts import escalation as core
+from responses.callouts.escalation import CalloutState as S
+from responses.callouts.escalation import Transition as T
 
 T0 = dt.datetime(2026, 7, 19, 18, 0, tzinfo=dt.UTC)
 MIN = dt.timedelta(minutes=1)

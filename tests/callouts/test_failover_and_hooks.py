@@ -10,12 +10,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.clock import VirtualClock
 from config.database import session_scope
-from responses import callout_service as svc
-from responses import outbox
-from responses.callout_models import Callout, Escalation
-from responses.contacts_models import Contact
-from responses.messaging_models import OutboxMessage
-from responses.models import ResponseRun
+from responses.callouts import service as svc
+from responses.callouts.models import Callout, Escalation
+from responses.contacts.models import Contact
+from responses.messaging import outbox
+from responses.messaging.models import OutboxMessage
+from responses.runs.models import ResponseRun
 
 MIN = dt.timedelta(minutes=1)
 CALLS = {"answer_minutes": 10, "retries": {"count": 2, "interval_minutes": 3}, "channels": ["sms", "voice"],

@@ -12,11 +12,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.clock import VirtualClock
 from config.database import session_scope
-from responses import callout_service as svc
-from responses.callout_models import Answer, Attempt, Callout, Escalation
-from responses.messaging_models import OutboxMessage
-from responses.models import Notice, ResponseRun
-from responses.webhooks import InboundAnswer
+from responses.callouts import answers, board
+from responses.callouts import service as svc
+from responses.callouts.models import Answer, Attempt, Callout, Escalation
+from responses.messaging.models import OutboxMessage
+from responses.messaging.webhooks import InboundAnswer
+from responses.runs.models import Notice, ResponseRun
 
 MIN = dt.timedelta(minutes=1)
 CALLS = {"answer_minutes": 5, "retries": {"count": 1, "interval_minutes": 2}, "channels": ["sms", "voice"],
@@ -25,7 +26,7 @@ CALLS = {"answer_minutes": 5, "retries": {"count": 1, "interval_minutes": 2}, "c
 
 def inbound(s: Session, c: Callout, kind: str, text: str, now: dt.datetime, n: int) -> Any:
     att = c.attempts[-1]
-    return svc.handle_inbound(s, InboundAnswer(
+    return answers.handle_inbound(s, InboundAnswer(
         kind=kind, text=text, from_number=att.number, to_number="+15005550006", inbound_id=n,
         message_id=att.message_id, subject_type="callout_attempt", subject_id=str(att.id), received_at=now))
 
@@ -166,7 +167,7 @@ def test_150_callees_escalate_up_the_chain(session_factory: sessionmaker[Session
     with session_scope(session_factory) as s:
         c = s.get(Callout, never[0])
         assert c is not None and c.state == "answered" and c.answer_late is True
-        b = svc.board(s, run_id, now=clock.now())
+        b = board.board(s, run_id, now=clock.now())
         assert b["total"] == 150 + 5 + 1
         row = next(r for r in b["callouts"] if r["id"] == never[0])
         assert [e["step"] for e in row["escalations"]] == ["township"] and len(row["attempts"]) == 2

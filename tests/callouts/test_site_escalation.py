@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.clock import VirtualClock
 from config.database import session_scope
 from geo.models import HazardSite
-from responses import callout_service as svc
-from responses.callout_models import Callout, Escalation
-from responses.callouts import step_areas
-from responses.models import ResponseRun
+from responses.callouts import service as svc
+from responses.callouts.core import step_areas
+from responses.callouts.models import Callout, Escalation
+from responses.runs.models import ResponseRun
 
 CALLS = {"answer_minutes": 5, "retries": {"count": 0, "interval_minutes": 1}, "channels": ["sms"],
          "tiers": {"site": ["site_monitor"]}, "escalation": ["site", "village", "township"]}

@@ -16,9 +16,9 @@ from config.database import make_session_factory, session_scope
 from config.runtime import Runtime
 from config.settings import Settings
 from jiaoying.app import create_app
-from responses import callout_service as svc
-from responses.callout_models import Answer, Callout
-from responses.models import ResponseRun
+from responses.callouts import service as svc
+from responses.callouts.models import Answer, Callout
+from responses.runs.models import ResponseRun
 
 TOKEN = "test-auth-token-callouts"
 PUBLIC = "http://jiaoying.test"

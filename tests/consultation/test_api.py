@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from config.clock import VirtualClock
 from config.database import session_scope
 from config.runtime import Runtime
-from responses.plans import DEFAULT_PLANS_DIR
+from responses.runs.plans import DEFAULT_PLANS_DIR
 from warning.models import Warning
 
 

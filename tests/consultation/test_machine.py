@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-from warning import consultation as m
-from warning.consultation import ConsultationState as S
-from warning.consultation import IllegalTransition
-from warning.consultation import Transition as T
+from warning.consultation import core as m
+from warning.consultation.core import ConsultationState as S
+from warning.consultation.core import IllegalTransition
+from warning.consultation.core import Transition as T
 
 NOW = dt.datetime(2026, 7, 20, 2, 0, tzinfo=dt.UTC)
 DEADLINE = NOW + dt.timedelta(minutes=60)

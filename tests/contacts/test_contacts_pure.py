@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from responses.contacts import (
+from responses.contacts.core import (
     DutyRole,
     DutyView,
     PhoneError,

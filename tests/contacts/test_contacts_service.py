@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.clock import VirtualClock
 from config.database import session_scope
 from geo.region import seed_default_region
-from responses import contacts_service as csvc
-from responses.contacts_models import Contact, ContactImport, Duty
+from responses.contacts import service as csvc
+from responses.contacts.models import Contact, ContactImport, Duty
 
 TZ = dt.timezone(dt.timedelta(hours=8))
 
@@ -97,7 +97,7 @@ def test_a_monitor_named_by_site_key_is_stored_at_the_site_id(session_factory: s
                                                               clock: VirtualClock) -> None:
     """Runs reach sites by id: a monitor imported by the site's key must stand at that id, or nobody calls him."""
     from geo.models import HazardSite
-    from responses.callouts import run_places
+    from responses.callouts.core import run_places
 
     now = clock.now()
     with session_scope(session_factory) as s:

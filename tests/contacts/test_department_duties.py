@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.clock import VirtualClock
 from config.database import session_scope
-from responses import contacts_service as csvc
-from responses.contacts import DutyRole, department_code, departments_named, map_header, parse_rows
-from responses.contacts_models import Contact, Duty
+from responses.contacts import service as csvc
+from responses.contacts.core import DutyRole, department_code, departments_named, map_header, parse_rows
+from responses.contacts.models import Contact, Duty
 
 TZ = dt.timezone(dt.timedelta(hours=8))
 DEPTS = {"教育局": "education", "education": "education", "公安局": "public_security",

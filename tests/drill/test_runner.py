@@ -12,7 +12,7 @@ from typing import Any
 
 from config.settings import Settings
 from responses.audit.kpis import answer_seconds, compute_kpis
-from responses.fake_twilio import FakeTwilioServer
+from responses.messaging.fake_twilio import FakeTwilioServer
 
 DATA = Path(__file__).resolve().parent / "data"
 DEMO = Path(__file__).resolve().parents[2] / "config" / "defaults" / "drills" / "red-rainstorm.yaml"

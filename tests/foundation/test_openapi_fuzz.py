@@ -30,8 +30,8 @@ from config.database import session_scope
 from config.fields import PHONE_RE
 from config.runtime import Runtime
 from geo.region import seed_default_region
-from responses.contacts import PhoneError, normalize_phone
-from responses.contacts_service import seed_demo_contacts
+from responses.contacts.core import PhoneError, normalize_phone
+from responses.contacts.service import seed_demo_contacts
 from warning.service import seed_feeds
 
 SEED = 140502  # the district's code: any fixed number makes the run repeatable

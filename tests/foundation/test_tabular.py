@@ -10,9 +10,9 @@ import pytest
 from openpyxl import Workbook
 
 from config.tabular import TableFileError, read_xlsx
-from responses.contacts_service import ContactFileError, read_table
-from responses.roster import RosterFileError
-from responses.roster import read_xlsx as roster_xlsx
+from responses.contacts.roster import RosterFileError
+from responses.contacts.roster import read_xlsx as roster_xlsx
+from responses.contacts.service import ContactFileError, read_table
 
 
 def _workbook() -> bytes:

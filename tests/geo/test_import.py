@@ -9,10 +9,11 @@ from config.clock import VirtualClock
 from config.database import session_scope
 from config.eventlog import Event
 from geo.crs import wgs84_to_gcj02
-from geo.matching import MatchTarget, RegionIndex
+from geo.matching import RegionIndex
 from geo.models import Area, HazardSite
-from geo.region import region_index, seed_default_region
-from geo.service import current_version, run_import
+from geo.region import region_index, run_import, seed_default_region
+from geo.service import current_version
+from geo.targets import MatchTarget
 
 from .conftest import feature, square  # noqa: TID252
 

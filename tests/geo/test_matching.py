@@ -10,8 +10,9 @@ import shapely
 from shapely.geometry import Polygon, box
 
 from geo import matching
-from geo.matching import AreaRecord, MatchTarget, RegionIndex, SiteRecord, circle_polygon
+from geo.matching import RegionIndex
 from geo.region import REGION_DIR
+from geo.targets import AreaRecord, MatchTarget, SiteRecord, circle_polygon
 
 
 def _codes(path: Path) -> set[str]:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from geo.models import Area, HazardSite
-from responses.contacts_models import Contact, Duty
+from responses.contacts.models import Contact, Duty
 from warning.models import Warning
 
 TOWN = "140502001000"

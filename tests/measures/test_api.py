@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 
 from config.database import session_scope
 from config.runtime import Runtime
-from responses import service
-from responses.runs import Trigger
+from responses.runs import service
+from responses.runs.core import Trigger
 from warning.models import Warning
 
 from .conftest import EVACUATION, STOP_SCHOOL, make_region  # noqa: TID252

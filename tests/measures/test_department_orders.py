@@ -12,12 +12,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.clock import VirtualClock
 from config.database import session_scope
 from config.eventlog import events_for
-from responses import measure_service, service
-from responses.contacts_models import Contact, Duty
-from responses.measure_models import MeasureOrder
-from responses.messaging_models import OutboxMessage
-from responses.models import Notice, SupervisionFlag
-from responses.runs import Trigger
+from responses.contacts.models import Contact, Duty
+from responses.measures import service as measure_service
+from responses.measures.models import MeasureOrder
+from responses.messaging.models import OutboxMessage
+from responses.runs import service
+from responses.runs.core import Trigger
+from responses.runs.models import Notice, SupervisionFlag
 from warning.models import Warning
 
 from .conftest import make_region  # noqa: TID252

@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-from responses import measures as m
-from responses.measures import MeasureAction as A
-from responses.measures import MeasureState as S
-from responses.plans import MeasureKind, MeasureRule
+from responses.measures import core as m
+from responses.measures.core import MeasureAction as A
+from responses.measures.core import MeasureState as S
+from responses.runs.plans import MeasureKind, MeasureRule
 
 NOW = dt.datetime(2026, 7, 20, 2, 0, tzinfo=dt.UTC)
 

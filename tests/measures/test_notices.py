@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from responses.notices import NoticeData, NoticeError, render_lift_notice, render_notice, render_order_notice
-from responses.plans import MEASURE_ZH, MeasureKind
+from responses.measures.notices import NoticeData, NoticeError, render_lift_notice, render_notice, render_order_notice
+from responses.runs.plans import MEASURE_ZH, MeasureKind
 
 TZ = ZoneInfo("Asia/Shanghai")
 ISSUED = dt.datetime(2026, 7, 19, 18, 5, tzinfo=dt.UTC)  # 02:05 local, next day

@@ -19,16 +19,17 @@ from config.eventlog import events_for
 from config.runtime import Runtime
 from config.settings import Settings
 from jiaoying.app import create_app
-from responses import measure_service, service
-from responses import measures as rules
-from responses.callout_models import Answer, Callout
-from responses.callouts import parse_keypress, parse_reply
-from responses.contacts_models import Contact, Duty
-from responses.measures import MeasureAction as A
-from responses.measures import MeasureState as S
-from responses.measures import OrderAwaiting
-from responses.messaging_models import InboundMessage, OutboxMessage
-from responses.runs import Trigger
+from responses.callouts.core import parse_keypress, parse_reply
+from responses.callouts.models import Answer, Callout
+from responses.contacts.models import Contact, Duty
+from responses.measures import core as rules
+from responses.measures import service as measure_service
+from responses.measures.core import MeasureAction as A
+from responses.measures.core import MeasureState as S
+from responses.measures.core import OrderAwaiting
+from responses.messaging.models import InboundMessage, OutboxMessage
+from responses.runs import service
+from responses.runs.core import Trigger
 from warning.models import Warning
 
 from .conftest import make_region  # noqa: TID252

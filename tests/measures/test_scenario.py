@@ -12,12 +12,13 @@ from config.clock import VirtualClock
 from config.database import session_scope
 from config.eventlog import events_for, verify
 from config.runtime import Runtime
-from responses import engine, measure_service, service
-from responses.measure_models import MeasureOrder
-from responses.measure_service import MeasuresStillOpen
-from responses.messaging_models import OutboxMessage
-from responses.models import Notice, SupervisionFlag
-from responses.runs import RunState, Trigger
+from responses.measures import service as measure_service
+from responses.measures.models import MeasureOrder
+from responses.measures.service import MeasuresStillOpen
+from responses.messaging.models import OutboxMessage
+from responses.runs import engine, service
+from responses.runs.core import RunState, Trigger
+from responses.runs.models import Notice, SupervisionFlag
 from warning.changes import ChangeKind, WarningChange
 from warning.models import Warning
 

@@ -10,8 +10,10 @@ from sqlalchemy.orm import Session
 
 from config.database import session_scope
 from config.runtime import Runtime
-from responses import measure_jobs, measure_service, service
-from responses.runs import Trigger
+from responses.measures import jobs as measure_jobs
+from responses.measures import service as measure_service
+from responses.runs import service
+from responses.runs.core import Trigger
 from warning.models import Warning
 
 from .conftest import VILLAGES, make_region  # noqa: TID252

@@ -14,9 +14,9 @@ from config.clock import VirtualClock
 from config.database import make_session_factory
 from config.runtime import Runtime
 from config.settings import Settings
-from responses.fake_twilio.server import FakeTwilioServer
-from responses.fake_twilio.state import FakeConfig
-from responses.notifiers.twilio import TwilioNotifier
+from responses.messaging.fake_twilio.server import FakeTwilioServer
+from responses.messaging.fake_twilio.state import FakeConfig
+from responses.messaging.notifiers.twilio import TwilioNotifier
 
 SID = "AC" + "1" * 32
 TOKEN = "test-auth-token-123"

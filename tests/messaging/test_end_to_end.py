@@ -13,12 +13,12 @@ from config.clock import VirtualClock
 from config.database import make_session_factory, session_scope
 from config.runtime import Runtime
 from jiaoying.app import create_app
-from responses import outbox
-from responses.fake_twilio.server import FakeTwilioServer, ThreadedServer
-from responses.messaging_models import InboundMessage, OutboxMessage
-from responses.notifiers.twilio import TwilioNotifier
-from responses.sender import Sender, SenderConfig
-from responses.webhooks import InboundAnswer, set_answer_handler
+from responses.messaging import outbox
+from responses.messaging.fake_twilio.server import FakeTwilioServer, ThreadedServer
+from responses.messaging.models import InboundMessage, OutboxMessage
+from responses.messaging.notifiers.twilio import TwilioNotifier
+from responses.messaging.sender import Sender, SenderConfig
+from responses.messaging.webhooks import InboundAnswer, set_answer_handler
 
 
 def _wait(pred: Any, timeout: float = 10.0) -> None:

@@ -11,11 +11,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.clock import VirtualClock
 from config.database import make_session_factory, session_scope
 from config.eventlog import Event, verify
-from responses import outbox
-from responses.messaging_models import MessageStatus, OutboxMessage
-from responses.notifiers.base import PermanentError, TransientError
-from responses.notifiers.fake import FakeNotifier
-from responses.sender import Sender, SenderConfig
+from responses.messaging import outbox
+from responses.messaging.models import MessageStatus, OutboxMessage
+from responses.messaging.notifiers.base import PermanentError, TransientError
+from responses.messaging.notifiers.fake import FakeNotifier
+from responses.messaging.sender import Sender, SenderConfig
 
 
 def _fill(factory: sessionmaker[Session], now: dt.datetime, n: int, **kw: object) -> list[int]:

@@ -9,11 +9,11 @@ from sqlalchemy import Engine, select
 
 from config.clock import VirtualClock
 from config.database import make_session_factory, session_scope
-from responses import outbox
-from responses.fake_twilio.server import FakeTwilioServer
-from responses.messaging_models import OutboxMessage
-from responses.notifiers.twilio import TwilioNotifier
-from responses.sender import Sender, SenderConfig
+from responses.messaging import outbox
+from responses.messaging.fake_twilio.server import FakeTwilioServer
+from responses.messaging.models import OutboxMessage
+from responses.messaging.notifiers.twilio import TwilioNotifier
+from responses.messaging.sender import Sender, SenderConfig
 
 LIMIT = 20.0
 

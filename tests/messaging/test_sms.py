@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from responses.sms import (
+from responses.messaging.sms import (
     TEMPLATES,
     SmsTemplateError,
     compose,

@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from responses.message_state import State, backoff, from_provider, moves_forward
-from responses.sender import TokenBucket
+from responses.messaging.core import State, backoff, from_provider, moves_forward
+from responses.messaging.sender import TokenBucket
 
 
 def test_forward_only() -> None:

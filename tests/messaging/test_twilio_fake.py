@@ -7,9 +7,9 @@ import time
 import httpx
 import pytest
 
-from responses.fake_twilio.server import FakeTwilioServer
-from responses.notifiers.base import PermanentError, TransientError
-from responses.notifiers.twilio import BaseUrlHttpClient, TwilioNotifier
+from responses.messaging.fake_twilio.server import FakeTwilioServer
+from responses.messaging.notifiers.base import PermanentError, TransientError
+from responses.messaging.notifiers.twilio import BaseUrlHttpClient, TwilioNotifier
 
 SID = "AC" + "1" * 32
 TOKEN = "test-auth-token-123"

@@ -14,9 +14,9 @@ from config.database import make_session_factory, session_scope
 from config.eventlog import Event
 from config.runtime import Runtime
 from jiaoying.app import create_app
-from responses import outbox
-from responses.messaging_models import InboundMessage, MessageStatus, OutboxMessage
-from responses.webhooks import InboundAnswer, set_answer_handler
+from responses.messaging import outbox
+from responses.messaging.models import InboundMessage, MessageStatus, OutboxMessage
+from responses.messaging.webhooks import InboundAnswer, set_answer_handler
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from responses import runs as m
-from responses.runs import IllegalRunTransition, RunState, RunTransition
+from responses.runs import core as m
+from responses.runs.core import IllegalRunTransition, RunState, RunTransition
 from warning.draft import Level
 
 

@@ -12,11 +12,11 @@ from config.clock import VirtualClock
 from config.database import session_scope
 from config.eventlog import Event, verify
 from config.runtime import Runtime
-from responses import engine as response_engine
-from responses import jobs
-from responses.models import Notice, ResponseRun, SupervisionFlag
-from warning import consultation_service as cs
-from warning.consultation_models import Consultation
+from responses.runs import engine as response_engine
+from responses.runs import jobs
+from responses.runs.models import Notice, ResponseRun, SupervisionFlag
+from warning.consultation import service as cs
+from warning.consultation.models import Consultation
 from warning.models import Warning
 
 LISTENERS = [response_engine.on_decision]
@@ -159,8 +159,8 @@ def test_test_messages_start_nothing(
 def test_orange_without_run_is_flagged_overdue_then_cleared(
     runtime: Runtime, clock: VirtualClock, make_warning: Callable[..., Warning], change: Callable[..., Any]
 ) -> None:
-    from responses import roster_service
-    from responses.roster import Person, ShiftSpec
+    from responses.contacts import roster_service
+    from responses.contacts.roster import Person, ShiftSpec
 
     f = runtime.session_factory
     now = clock.now()

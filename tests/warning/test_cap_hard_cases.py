@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from geo.matching import POINT_SITE_KM, MatchTarget
 from geo.region import default_region_index
+from geo.targets import POINT_SITE_KM, MatchTarget
 from jiaoying.cli import app
 from warning.draft import AreaSpec, Hazard, Level, MsgType
 from warning.feeds import ParserContext, get_parser

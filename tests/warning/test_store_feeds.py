@@ -12,7 +12,7 @@ from config.database import session_scope
 from config.runtime import Runtime
 from geo.region import seed_default_region
 from jiaoying.scheduler import job_specs
-from warning import service, versions
+from warning import service, threads, versions
 from warning.changes import LISTENERS_KEY
 from warning.models import Feed, Warning
 from warning.policy import IntakePolicy, MissingSecret, default_feeds, expand_env, load_policy
@@ -60,7 +60,7 @@ def test_sweep_job_runs_from_the_scheduler_wiring(runtime: Runtime, wh, clock) -
     runtime.state[LISTENERS_KEY] = [lambda s, change, now: got.append(change)]
     now = runtime.now()
     with session_scope(runtime.session_factory) as s:
-        service.apply_draft(s, wh.draft("E-1", sent=now, expires=now + dt.timedelta(minutes=10)), feed=None,
+        threads.apply_draft(s, wh.draft("E-1", sent=now, expires=now + dt.timedelta(minutes=10)), feed=None,
                             item=None, now=now, targeter=wh.no_targets)
     specs = {spec.name: spec for spec in job_specs(runtime)}
     assert {"feeds_poll", "warnings_sweep"} <= specs.keys()

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from warning import service
+from warning import service, threads
 from warning.draft import ParseResult
 from warning.models import FeedItem, Warning
 from warning.policy import IntakePolicy
@@ -76,7 +76,7 @@ def test_sample_update_chain_resolves_in_either_order(
         _ingest(db, feed, alert, now, wh)
     upd = db.get(Warning, first.created[0])
     assert upd is not None and upd.state == "active" and upd.held_until is None
-    thread = service.thread_versions(db, upd.thread_id)  # type: ignore[arg-type]
+    thread = threads.thread_versions(db, upd.thread_id)  # type: ignore[arg-type]
     assert len(thread) == len(alerts) + 1
     assert [v.id for v in thread if v.state == "active"] == [upd.id]
     assert all(v.state == "superseded" for v in thread if v.id != upd.id)

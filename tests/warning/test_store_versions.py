@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.eventlog import Event, verify
-from warning import service
+from warning import threads
 from warning.changes import ChangeKind
 from warning.models import Warning
 from warning.policy import IntakePolicy
@@ -28,7 +28,7 @@ POLICY = IntakePolicy(hold_timeout=dt.timedelta(minutes=30))
 
 
 def _apply(db: Session, d, now, listener=None):  # type: ignore[no-untyped-def]
-    return service.apply_draft(db, d, feed=None, item=None, now=now, targeter=no_targets, policy=POLICY,
+    return threads.apply_draft(db, d, feed=None, item=None, now=now, targeter=no_targets, policy=POLICY,
                                listeners=[listener] if listener else [])
 
 
@@ -88,15 +88,15 @@ def test_hold_timeout_flags_and_promotes_orphan_update(db: Session, now: dt.date
     got, listener = collected
     _apply(db, draft("C9", "cancel", sent=now - H, refs=("GONE",)), now)
     _apply(db, draft("U9", "update", sent=now - H, refs=("GONE2",)), now)
-    assert service.flag_overdue_holds(db, now=now + dt.timedelta(minutes=29), listeners=[listener]) == []
-    flagged = service.flag_overdue_holds(db, now=now + dt.timedelta(minutes=31), listeners=[listener])
+    assert threads.flag_overdue_holds(db, now=now + dt.timedelta(minutes=29), listeners=[listener]) == []
+    flagged = threads.flag_overdue_holds(db, now=now + dt.timedelta(minutes=31), listeners=[listener])
     c, u = _w(db, "C9"), _w(db, "U9")
     assert set(flagged) == {c.id, u.id}
     assert c.state == "held" and c.flag_reason == "reference_unresolved"
     assert u.state == "active" and u.flagged_at is not None
     assert [ch.kind for ch in got] == [ChangeKind.NEW] and got[0].warning_id == u.id
     # Running the sweep again changes nothing (idempotent).
-    assert service.flag_overdue_holds(db, now=now + 2 * H, listeners=[listener]) == []
+    assert threads.flag_overdue_holds(db, now=now + 2 * H, listeners=[listener]) == []
     # The Alert finally arrives: the flagged Cancel is applied to it.
     _apply(db, draft("GONE", sent=now - 2 * H), now + 2 * H)
     assert _w(db, "GONE").state == "cancelled" and _w(db, "C9").thread_id == _w(db, "GONE").id
@@ -106,10 +106,10 @@ def test_expiry_sweep(db: Session, now: dt.datetime, draft, collected) -> None: 
     got, listener = collected
     _apply(db, draft("A1", sent=now - H, expires=now + H), now)
     _apply(db, draft("A2", sent=now - H, expires=now + 5 * H), now)
-    assert service.expire_due(db, now=now + 2 * H, listeners=[listener])
+    assert threads.expire_due(db, now=now + 2 * H, listeners=[listener])
     assert _w(db, "A1").state == "expired" and _w(db, "A2").state == "active"
     assert [c.kind for c in got] == [ChangeKind.EXPIRED]
-    assert service.expire_due(db, now=now + 2 * H, listeners=[listener]) == []
+    assert threads.expire_due(db, now=now + 2 * H, listeners=[listener]) == []
 
 
 def test_failing_listener_does_not_lose_the_warning(db: Session, now: dt.datetime, draft) -> None:

@@ -14,9 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.eventlog import Event, verify
-from responses import engine as response_engine
-from responses.models import ResponseRun
-from warning import service
+from responses.runs import engine as response_engine
+from responses.runs.models import ResponseRun
+from warning import service, threads
 from warning.changes import ChangeKind
 from warning.models import FeedItem, Warning
 from warning.policy import IntakePolicy
@@ -91,8 +91,8 @@ def test_held_cancel_without_info_is_flagged_once_and_never_promoted(  # type: i
     feed = wh.make_feed(db, now)
     ingest(db, feed, envelope("C-3", "Cancel", f"{SENDER},NEVER-CAME,{SENT}"), now)
     later = now + POLICY.hold_timeout + dt.timedelta(seconds=1)
-    assert service.flag_overdue_holds(db, now=later, listeners=[listener]) == [by_id(db, "C-3").id]
-    assert service.flag_overdue_holds(db, now=later + dt.timedelta(minutes=1), listeners=[listener]) == []
+    assert threads.flag_overdue_holds(db, now=later, listeners=[listener]) == [by_id(db, "C-3").id]
+    assert threads.flag_overdue_holds(db, now=later + dt.timedelta(minutes=1), listeners=[listener]) == []
     c = by_id(db, "C-3")
     assert c.state == "held" and c.flag_reason == "reference_unresolved" and c.hazard is None and not got
     db.commit()
@@ -118,7 +118,7 @@ def test_update_without_info_and_no_alert_waits_flagged(db: Session, now: dt.dat
     feed = wh.make_feed(db, now)
     ingest(db, feed, envelope("U-5", "Update", f"{SENDER},NOT-YET,{SENT}"), now)
     later = now + POLICY.hold_timeout + dt.timedelta(seconds=1)
-    service.flag_overdue_holds(db, now=later)
+    threads.flag_overdue_holds(db, now=later)
     u = by_id(db, "U-5")
     # It names no hazard, so it cannot stand as a warning of its own: kept, held and flagged, never dropped.
     assert u.state == "held" and u.flag_reason == "reference_unresolved" and u.hazard is None

@@ -11,8 +11,8 @@ from config.database import make_session_factory, session_scope
 from config.runtime import Runtime
 from config.settings import Settings
 from jiaoying.gateway import with_local_gateway
-from responses import outbox
-from responses.sender import send_due
+from responses.messaging import outbox
+from responses.messaging.sender import send_due
 
 
 def test_messages_reach_the_local_fake_gateway(sqlite_engine: Engine) -> None:

@@ -17,9 +17,9 @@ from config.database import make_engine, make_session_factory, session_scope
 from config.settings import Settings
 from config.users import User, hash_password
 from jiaoying.app import create_app
-from jiaoying.cli import upgrade_and_seed
+from jiaoying.cli_common import upgrade_and_seed
 from jiaoying.gateway import with_local_gateway
-from responses.fake_twilio.server import ThreadedServer
+from responses.messaging.fake_twilio.server import ThreadedServer
 
 DEMO_CAP = Path(__file__).resolve().parents[2] / "config" / "defaults" / "drills" / "red-rainstorm.xml"
 

@@ -1,0 +1,11 @@
+"""Call-and-answer (叫应): planning the callouts of a run, the escalation table, the deadline sweep, answers
+by keypress, SMS reply or duty officer, the board. May import: runs, messaging, contacts.
+
+Inside `responses/` imports point one way, down this order (a package imports only those below it;
+packages on one line are peers and do not import each other):
+
+    drill → audit → reports → measures → callouts → runs → messaging, contacts
+
+A lower package that must react to a higher one's event takes a listener (``responses.runs.service.follow``),
+registered by the wiring in ``jiaoying/wiring.py``; it never imports the higher package.
+"""

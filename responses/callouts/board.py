@@ -1,0 +1,82 @@
+"""The call-and-answer board of a run (叫应看板): who was called about which places, when, how they answered."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from responses.callouts import escalation as core
+from responses.callouts.escalation import CalloutState
+from responses.callouts.models import Answer, Attempt, Callout, Escalation
+from responses.messaging.models import OutboxMessage
+
+
+def _local(when: dt.datetime | None, tz: dt.tzinfo | None) -> str | None:
+    if when is None:
+        return None
+    return when.astimezone(tz).isoformat(timespec="seconds") if tz else when.isoformat(timespec="seconds")
+
+
+def board(session: Session, run_id: int, *, now: dt.datetime, tz: dt.tzinfo | None = None) -> dict[str, Any]:
+    """Per run: who, which areas, state, time to answer, attempts, escalations."""
+    callouts = list(session.execute(select(Callout).where(Callout.run_id == run_id)
+                                    .order_by(Callout.rank, Callout.id)).scalars())
+    ids = [c.id for c in callouts]
+    attempts: dict[int, list[Attempt]] = defaultdict(list)
+    answers: dict[int, list[Answer]] = defaultdict(list)
+    escalations: dict[int, list[Escalation]] = defaultdict(list)
+    if ids:
+        for a in session.execute(select(Attempt).where(Attempt.callout_id.in_(ids)).order_by(Attempt.seq)).scalars():
+            attempts[a.callout_id].append(a)
+        for an in session.execute(select(Answer).where(Answer.callout_id.in_(ids)).order_by(Answer.id)).scalars():
+            answers[an.callout_id].append(an)
+        for e in session.execute(select(Escalation).where(Escalation.run_id == run_id)
+                                 .order_by(Escalation.id)).scalars():
+            escalations[e.from_callout_id].append(e)
+    msgs: dict[int, OutboxMessage] = {}
+    msg_ids = [a.message_id for lst in attempts.values() for a in lst if a.message_id]
+    for i in range(0, len(msg_ids), 900):
+        for m in session.execute(select(OutboxMessage).where(OutboxMessage.id.in_(msg_ids[i:i + 900]))).scalars():
+            msgs[m.id] = m
+    rows = []
+    counts: dict[str, int] = defaultdict(int)
+    for c in callouts:
+        counts[c.state] += 1
+        if c.answer_late:
+            counts["late"] += 1
+        overdue = c.state == CalloutState.CALLING.value and now > c.deadline_at
+        counts["overdue"] += int(overdue)
+        rows.append({
+            "id": c.id, "name": c.name, "role": c.role, "tier": c.tier, "reason": c.reason,
+            "areas": [{"code": a, "name": n} for a, n in zip(c.areas, c.area_names or c.areas, strict=False)],
+            "state": c.state, "state_zh": core.STATE_ZH[CalloutState(c.state)], "overdue": overdue,
+            "started_at": _local(c.started_at, tz), "deadline_at": _local(c.deadline_at, tz),
+            "answered_at": _local(c.answered_at, tz), "late": c.answer_late,
+            "seconds_to_answer": int((c.answered_at - c.started_at).total_seconds()) if c.answered_at else None,
+            "seconds_left": int((c.deadline_at - now).total_seconds()) if c.state == "calling" else None,
+            "next_action_at": _local(c.next_action_at, tz), "escalated_from": c.context.get("from_callouts", []),
+            "attempts": [{"seq": a.seq, "channel": a.channel, "number": a.number, "reason": a.reason,
+                          "status": (msgs[a.message_id].state if a.message_id in msgs else a.status),
+                          "provider_id": a.provider_id or (msgs[a.message_id].provider_id
+                                                           if a.message_id in msgs else None),
+                          "at": _local(a.created_at, tz)} for a in attempts[c.id]],
+            "answers": [{"id": an.id, "channel": an.channel, "kind": an.kind, "late": an.late,
+                         "at": _local(an.at, tz), "note": an.note, "report": an.report,
+                         "entered_by": an.entered_by} for an in answers[c.id]],
+            "escalations": [{"step": e.step, "at": _local(e.at, tz), "to": e.to_callout_ids,
+                             "target_missing": e.target_missing, "reason": e.reason} for e in escalations[c.id]],
+        })
+    return {"run_id": run_id, "now": _local(now, tz), "total": len(callouts), "counts": dict(counts),
+            "callouts": rows}
+
+
+def get_callout(session: Session, callout_id: int, *, lock: bool = False) -> Callout | None:
+    return session.get(Callout, callout_id, with_for_update=lock and session.get_bind().dialect.name == "postgresql")
+
+
+def callouts_for_run(session: Session, run_id: int) -> list[Callout]:
+    return list(session.execute(select(Callout).where(Callout.run_id == run_id).order_by(Callout.id)).scalars())

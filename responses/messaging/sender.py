@@ -1,0 +1,284 @@
+"""The sender: claims due outbox rows and hands them to the provider.
+
+Bounded concurrency (a thread pool: provider calls are blocking HTTP), a per-provider rate limit
+(a token bucket on an injected monotonic clock, so every request — retries included — waits for
+a token), exponential backoff for 5xx / 429 / timeouts through ``next_try_at``, and permanent
+errors turned into failed messages with the provider's reason. The pipeline keeps claiming while
+requests are in flight and writes results in batches, so a slow request never stalls the rest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from config.clock import Clock
+from config.database import session_scope
+from config.runtime import Runtime
+from responses.messaging import outbox
+from responses.messaging.core import backoff, is_stale
+from responses.messaging.notifiers.base import Notifier, PermanentError, TransientError
+
+log = logging.getLogger("jiaoying.sender")
+
+
+class TokenBucket:
+    """At most ``rate`` requests per second on average, at most ``burst`` at once.
+
+    ``acquire`` blocks the calling thread until a token is free. The clock and the sleep are
+    injected so tests can prove the pacing without waiting.
+    """
+
+    def __init__(self, rate: float, burst: float = 1.0, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate, self.burst = rate, max(1.0, burst)
+        self._clock, self._sleep = clock, sleep
+        self._tokens = self.burst
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def _reserve(self) -> float:
+        """Take a token now or book the next one; returns how long the caller must wait."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            self._tokens -= 1.0
+            return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+    def acquire(self) -> float:
+        wait_s = self._reserve()
+        if wait_s > 0:
+            self._sleep(wait_s)
+        return wait_s
+
+
+@dataclass
+class SenderConfig:
+    concurrency: int = 8
+    # The provider's limit in requests/s (None: no limit). The bucket runs at ``rate_headroom`` of
+    # it because requests leave evenly but arrive with network jitter: pacing exactly at the limit
+    # lets two late-and-early neighbours land in the same provider second.
+    rate_per_second: float | None = None
+    rate_headroom: float = 0.8
+    batch: int = 64
+    lease: dt.timedelta = dt.timedelta(seconds=120)
+    backoff_base: float = 2.0
+    backoff_cap: float = 300.0
+    public_base_url: str | None = None  # status callbacks and TwiML go here; None: no callbacks
+    status_callbacks: bool = True
+
+
+@dataclass
+class SendStats:
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    expired: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+class Sender:
+    """One sender process or thread. Several may run against one database: claims never overlap."""
+
+    def __init__(self, session_factory: sessionmaker[Session], notifiers: Mapping[str, Notifier], *,
+                 clock: Clock, config: SenderConfig | None = None, worker_id: str | None = None,
+                 monotonic: Callable[[], float] = time.monotonic, seed: int | None = None,
+                 on_accepted: Sequence[outbox.AcceptedHook] = ()) -> None:
+        self.factory = session_factory
+        # kept by reference: the runtime's hook list (``outbox.accepted_hooks_of``) may grow later
+        self.on_accepted = on_accepted
+        self.notifiers = dict(notifiers)
+        self.clock = clock
+        self.cfg = config or SenderConfig()
+        self.worker = worker_id or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+        self.rng = random.Random(seed)
+        self.buckets: dict[str, TokenBucket] = {}
+        if self.cfg.rate_per_second:
+            for name in self.notifiers:
+                self.buckets[name] = TokenBucket(self.cfg.rate_per_second * self.cfg.rate_headroom, 1.0,
+                                                 clock=monotonic)
+        self._pool = ThreadPoolExecutor(max_workers=self.cfg.concurrency, thread_name_prefix="sender")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    # --- one message -------------------------------------------------------------------------
+    def callback_url(self, msg_id: int) -> str | None:
+        if not (self.cfg.public_base_url and self.cfg.status_callbacks):
+            return None
+        return f"{self.cfg.public_base_url.rstrip('/')}/twilio/status?m={msg_id}"
+
+    def twiml_url(self, msg_id: int) -> str | None:
+        if not self.cfg.public_base_url:
+            return None
+        return f"{self.cfg.public_base_url.rstrip('/')}/twilio/voice/twiml?m={msg_id}"
+
+    def _send_one(self, c: outbox.Claimed) -> outbox.SendResult:
+        notifier = self.notifiers.get(c.provider)
+        if notifier is None:
+            return outbox.SendResult(c.id, self.worker, "failed", error_code="no_provider",
+                                     error=f"no notifier configured for provider {c.provider!r}")
+        bucket = self.buckets.get(c.provider)
+        if bucket is not None:
+            bucket.acquire()
+        now = self.clock.now()
+        if is_stale(c.validity_until, now):
+            return outbox.SendResult(c.id, self.worker, "expired", error_code="stale",
+                                     error="validity ended before sending")
+        validity = None
+        if c.validity_until is not None:
+            validity = max(1, int((c.validity_until - now).total_seconds()))
+        try:
+            if c.channel == "sms":
+                pid = notifier.send_sms(c.to, c.body, self.callback_url(c.id), from_number=c.from_number,
+                                        validity_seconds=validity)
+            else:
+                twiml_url = self.twiml_url(c.id)
+                twiml = None if twiml_url else _inline_twiml(c.body)
+                pid = notifier.place_call(c.to, twiml_url=twiml_url, twiml=twiml,
+                                          status_callback_url=self.callback_url(c.id), from_number=c.from_number)
+        except PermanentError as exc:
+            return outbox.SendResult(c.id, self.worker, "failed", error_code=exc.code, error=exc.reason)
+        except TransientError as exc:
+            delay = backoff(c.attempts, base=self.cfg.backoff_base, cap=self.cfg.backoff_cap, rng=self.rng)
+            if exc.retry_after:
+                delay = max(delay, dt.timedelta(seconds=exc.retry_after))
+            return outbox.SendResult(c.id, self.worker, "retry", error_code=exc.code, error=exc.reason,
+                                     next_try_at=self.clock.now() + delay)
+        except Exception as exc:  # an unexpected bug in a notifier must not kill the sender; retried
+            log.exception("notifier %s crashed on message %s", c.provider, c.id)
+            delay = backoff(c.attempts, base=self.cfg.backoff_base, cap=self.cfg.backoff_cap, rng=self.rng)
+            return outbox.SendResult(c.id, self.worker, "retry", error_code="crash",
+                                     error=f"{type(exc).__name__}: {exc}", next_try_at=self.clock.now() + delay)
+        return outbox.SendResult(c.id, self.worker, "sent", provider_id=pid)
+
+    # --- the pipeline ------------------------------------------------------------------------
+    def _claim(self, n: int) -> list[outbox.Claimed]:
+        with session_scope(self.factory) as s:
+            return outbox.claim(s, now=self.clock.now(), worker=self.worker, limit=n, lease=self.cfg.lease)
+
+    def _flush(self, results: list[outbox.SendResult], stats: SendStats) -> None:
+        if not results:
+            return
+        with session_scope(self.factory) as s:
+            now = self.clock.now()
+            outbox.apply_results(s, results, now=now, on_accepted=self.on_accepted)
+            outbox.record_sent_batch(s, results, now=now)
+        for r in results:
+            if r.outcome == "sent":
+                stats.sent += 1
+            elif r.outcome == "expired":
+                stats.expired += 1
+            elif r.outcome == "retry":
+                stats.retried += 1
+            else:
+                stats.failed += 1
+            if r.error_code:
+                stats.errors[r.error_code] = stats.errors.get(r.error_code, 0) + 1
+        results.clear()
+
+    def run_once(self, *, max_seconds: float | None = None) -> SendStats:
+        """Send everything that is due now, then return; ``max_seconds`` bounds a scheduler tick
+        (what is left waits for the next one).
+
+        Requests in flight plus results not yet written never exceed ``concurrency``: if the
+        process is killed, at most that many messages were sent without a record and go out twice.
+        Claimed rows not yet sent are not lost either: their lease runs out and another sender
+        takes them.
+        """
+        stats = SendStats()
+        with session_scope(self.factory) as s:
+            stats.expired = len(outbox.expire_stale(s, now=self.clock.now()))
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        cap = self.cfg.concurrency
+        buffer: deque[outbox.Claimed] = deque()
+        in_flight: set[Future[outbox.SendResult]] = set()
+        results: list[outbox.SendResult] = []
+        exhausted = False
+        while True:
+            in_time = deadline is None or time.monotonic() < deadline
+            if not buffer and not exhausted and in_time:
+                got = self._claim(self.cfg.batch)
+                stats.claimed += len(got)
+                buffer.extend(got)
+                exhausted = not got
+            while buffer and len(in_flight) + len(results) < cap:
+                in_flight.add(self._pool.submit(self._send_one, buffer.popleft()))
+            if not in_flight:
+                self._flush(results, stats)
+                if buffer:
+                    continue
+                break
+            finished, in_flight = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
+            results.extend(f.result() for f in finished)
+            if len(results) >= max(1, cap // 2) or not in_flight:
+                self._flush(results, stats)
+        if buffer:  # out of time: hand the unsent claims back now rather than at the end of the lease
+            self._release([c.id for c in buffer])
+        return stats
+
+    def _release(self, ids: list[int]) -> None:
+        with session_scope(self.factory) as s:
+            outbox.release(s, ids, worker=self.worker, now=self.clock.now())
+
+
+def _inline_twiml(text: str) -> str:
+    from xml.sax.saxutils import escape
+
+    return f'<Response><Say language="zh-CN">{escape(text)}</Say></Response>'
+
+
+# --- scheduler job ---------------------------------------------------------------------------
+
+def notifiers_from_settings(rt: Runtime) -> dict[str, Notifier]:
+    tw = rt.settings.twilio
+    if not tw.configured:
+        return {}
+    from responses.messaging.notifiers.twilio import TwilioNotifier
+
+    assert tw.account_sid and tw.auth_token
+    return {"twilio": TwilioNotifier(tw.account_sid, tw.auth_token.get_secret_value(), tw.from_number,
+                                     api_base_url=tw.api_base_url, timeout=tw.request_timeout_seconds,
+                                     max_connections=max(8, tw.sender_concurrency * 2))}
+
+
+def sender_for(rt: Runtime) -> Sender | None:
+    """The runtime's sender, built once from settings (None when no provider is configured)."""
+    sender = rt.state.get("messaging_sender")
+    if sender is None:
+        notifiers = rt.state.get("messaging_notifiers") or notifiers_from_settings(rt)
+        if not notifiers:
+            return None
+        tw = rt.settings.twilio
+        cfg = SenderConfig(concurrency=tw.sender_concurrency, rate_per_second=tw.messages_per_second,
+                           public_base_url=rt.settings.public_base_url)
+        sender = Sender(rt.session_factory, notifiers, clock=rt.clock, config=cfg,
+                        on_accepted=outbox.accepted_hooks_of(rt.state))
+        rt.state["messaging_sender"] = sender
+    return sender  # type: ignore[no-any-return]
+
+
+def send_due(rt: Runtime) -> SendStats | None:
+    """Scheduler job: send what is due, within one tick's time."""
+    sender = sender_for(rt)
+    if sender is None:
+        if not rt.state.get("messaging_warned"):
+            log.warning("未配置短信/语音服务商，消息保留在发件箱 / no provider configured; messages stay queued")
+            rt.state["messaging_warned"] = True
+        return None
+    return sender.run_once(max_seconds=max(1.0, rt.settings.scheduler.tick_seconds * 0.8))
