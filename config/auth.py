@@ -15,11 +15,13 @@ import jwt
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
+from config.clock import Clock
 from config.errors import ApiError, errors
 from config.eventlog import record
 from config.settings import Settings
-from config.users import authenticate
+from config.users import User, authenticate
 from config.web import DB, JWT_ALG, SESSION_COOKIE, ClockDep, CurrentUser, SettingsDep
 
 
@@ -79,6 +81,44 @@ def issue_token(settings: Settings, user_id: int, username: str, role: str) -> s
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
+def check_login(request: Request, session: Session, clock: Clock, settings: Settings, username: str,
+                password: str) -> User:
+    """The password check every login goes through (API and console), behind the same failure limit."""
+    limiter: LoginLimiter = request.app.state.login_limiter
+    now = dt.datetime.now(dt.UTC)  # rate limiting is about wall time, even in a drill
+    client = request.client.host if request.client else "unknown"
+    keys = [f"user:{username}", f"ip:{client}"]
+    if limiter.blocked(keys, now):
+        raise ApiError(
+            429,
+            "too_many_logins",
+            "登录失败次数过多，请 5 分钟后再试",
+            "Too many failed logins; wait a few minutes",
+            headers={"Retry-After": str(settings.security.login_window_seconds)},
+        )
+    user = authenticate(session, username, password)
+    if user is None:
+        limiter.fail(keys, now)
+        record(session, now=clock.now(), action="auth.login_failed", entity_type="user", entity_id=username,
+               actor=f"ip:{client}")
+        session.commit()
+        raise ApiError(401, "bad_credentials", "用户名或密码错误", "Wrong username or password",
+                       headers={"WWW-Authenticate": "Bearer"})
+    limiter.reset([f"user:{username}"])
+    return user
+
+
+def start_session(response: Response, settings: Settings, user: User) -> str:
+    """Issue the token and set it as the console's HttpOnly, SameSite=strict session cookie."""
+    token = issue_token(settings, user.id, user.username, user.role)
+    response.set_cookie(
+        SESSION_COOKIE, token, httponly=True, samesite="strict",
+        secure=settings.public_base_url.startswith("https"),
+        max_age=settings.security.token_minutes * 60,
+    )
+    return token
+
+
 @router.post("/token", response_model=Token, operation_id="login", responses=errors(401, 429))
 def login(
     request: Request,
@@ -88,34 +128,8 @@ def login(
     settings: SettingsDep,
     clock: ClockDep,
 ) -> Token:
-    limiter: LoginLimiter = request.app.state.login_limiter
-    now = dt.datetime.now(dt.UTC)  # rate limiting is about wall time, even in a drill
-    client = request.client.host if request.client else "unknown"
-    keys = [f"user:{form.username}", f"ip:{client}"]
-    if limiter.blocked(keys, now):
-        raise ApiError(
-            429,
-            "too_many_logins",
-            "登录失败次数过多，请 5 分钟后再试",
-            "Too many failed logins; wait a few minutes",
-            headers={"Retry-After": str(settings.security.login_window_seconds)},
-        )
-    user = authenticate(session, form.username, form.password)
-    if user is None:
-        limiter.fail(keys, now)
-        record(session, now=clock.now(), action="auth.login_failed", entity_type="user", entity_id=form.username,
-               actor=f"ip:{client}")
-        session.commit()
-        raise ApiError(401, "bad_credentials", "用户名或密码错误", "Wrong username or password",
-                       headers={"WWW-Authenticate": "Bearer"})
-    limiter.reset([f"user:{form.username}"])
-    token = issue_token(settings, user.id, user.username, user.role)
-    response.set_cookie(
-        SESSION_COOKIE, token, httponly=True, samesite="strict",
-        secure=settings.public_base_url.startswith("https"),
-        max_age=settings.security.token_minutes * 60,
-    )
-    return Token(access_token=token)
+    user = check_login(request, session, clock, settings, form.username, form.password)
+    return Token(access_token=start_session(response, settings, user))
 
 
 @router.get("/me", response_model=Me, operation_id="whoami")

@@ -20,6 +20,7 @@ from config.errors import add_error_schema, errors, install_error_handlers
 from config.runtime import Runtime, build_runtime
 from config.settings import Settings
 from config.web import declare_common_errors
+from console import pages as console_pages
 from geo import api as geo_api
 from jiaoying import __version__, migrate, wiring
 from jiaoying.scheduler import build_scheduler
@@ -153,6 +154,7 @@ def create_app(
 
     for router in ROUTERS:
         app.include_router(router, responses=ROUTER_ERRORS.get(id(router)))
+    console_pages.install(app)  # the duty console: HTML pages and their static files, outside the schema
     _document_errors(app)
     return app
 

@@ -99,12 +99,9 @@ def feeds_list(db: DB) -> list[FeedOut]:
 @feeds_router.get("/health", response_model=list[FeedHealth], dependencies=[require(*ALL_ROLES)])
 def feeds_health(db: DB, clock: ClockDep) -> list[FeedHealth]:
     now = clock.now()
-    counts = dict(db.execute(
-        select(FeedItem.feed_id, func.count(FeedItem.id))
-        .where(FeedItem.state == FeedItemState.QUARANTINED.value).group_by(FeedItem.feed_id)
-    ).all())
+    counts = service.quarantine_counts(db)
     out = []
-    for f in db.execute(select(Feed).order_by(Feed.name)).scalars():
+    for f in service.all_feeds(db):
         out.append(FeedHealth(
             name=f.name, title=f.title, enabled=f.enabled,
             healthy=f.enabled and f.consecutive_failures == 0 and not counts.get(f.id),

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,7 +23,7 @@ from config.eventlog import record
 from warning import area as area_mod
 from warning.changes import Listener, WarningChange
 from warning.draft import ParseError, ParseResult, WarningDraft
-from warning.models import Feed, FeedItem, FeedItemState, Warning
+from warning.models import Feed, FeedItem, FeedItemState, Warning, WarningState
 from warning.policy import IntakePolicy, default_feeds, load_policy
 from warning.targeting import Targeter
 from warning.threads import apply_draft, record_answers, skipped_json
@@ -298,6 +298,25 @@ def quarantined_items(session: Session, *, feed_id: int | None = None, limit: in
     if feed_id is not None:
         stmt = stmt.where(FeedItem.feed_id == feed_id)
     return list(session.execute(stmt.order_by(FeedItem.received_at.desc(), FeedItem.id.desc()).limit(limit)).scalars())
+
+
+def active_warnings(session: Session, *, limit: int = 200) -> list[Warning]:
+    """The current head of every live thread, newest first: what the duty desk must have in view."""
+    return list(session.execute(
+        select(Warning).where(Warning.state == WarningState.ACTIVE.value, Warning.superseded_by_id.is_(None))
+        .order_by(Warning.received_at.desc(), Warning.id.desc()).limit(limit)).scalars())
+
+
+def all_feeds(session: Session) -> list[Feed]:
+    return list(session.execute(select(Feed).order_by(Feed.name)).scalars())
+
+
+def quarantine_counts(session: Session) -> dict[int, int]:
+    """Quarantined items per feed id: a feed with any is not healthy until someone looks at them."""
+    rows = session.execute(
+        select(FeedItem.feed_id, func.count(FeedItem.id))
+        .where(FeedItem.state == FeedItemState.QUARANTINED.value).group_by(FeedItem.feed_id)).all()
+    return {int(feed_id): int(n) for feed_id, n in rows}
 
 
 # --------------------------------------------------------------------------- manual entry

@@ -80,3 +80,25 @@ def get_callout(session: Session, callout_id: int, *, lock: bool = False) -> Cal
 
 def callouts_for_run(session: Session, run_id: int) -> list[Callout]:
     return list(session.execute(select(Callout).where(Callout.run_id == run_id).order_by(Callout.id)).scalars())
+
+
+def township_progress(session: Session, run_id: int, *, now: dt.datetime) -> dict[str, dict[str, int]]:
+    """Call-and-answer counts per township code (first 9 digits of the areas called about) for one run.
+
+    Keys per township: answered, waiting (calling, deadline not passed), overdue (calling, deadline passed),
+    escalated, unanswered, late (answered after the deadline). A person called about several townships counts
+    in each; one called about a site or about the whole district counts under ``""``.
+    """
+    rows = session.execute(
+        select(Callout.areas, Callout.state, Callout.deadline_at, Callout.answer_late)
+        .where(Callout.run_id == run_id, Callout.state != CalloutState.CANCELLED.value)).all()
+    out: dict[str, dict[str, int]] = {}
+    for areas, state, deadline, late in rows:
+        townships = sorted({a[:9] for a in areas or [] if isinstance(a, str) and a.isdigit() and len(a) >= 9}) or [""]
+        key = ("overdue" if now > deadline else "waiting") if state == CalloutState.CALLING.value else state
+        for t in townships:
+            counts = out.setdefault(t, {k: 0 for k in ("answered", "waiting", "overdue", "escalated", "unanswered",
+                                                        "late")})
+            counts[key] = counts.get(key, 0) + 1
+            counts["late"] += int(bool(late))
+    return out

@@ -257,6 +257,13 @@ def close_run(session: Session, run: ResponseRun, *, actor: str, now: dt.datetim
     _event(session, run, "closed", actor, now, {"note": note})
 
 
+def open_runs(session: Session, *, limit: int = 100) -> list[ResponseRun]:
+    """Runs not yet closed (active or closing), newest first."""
+    return list(session.execute(
+        select(ResponseRun).where(ResponseRun.state != RunState.CLOSED.value)
+        .order_by(ResponseRun.started_at.desc(), ResponseRun.id.desc()).limit(limit)).scalars())
+
+
 def get_run(session: Session, run_id: int, *, lock: bool = False) -> ResponseRun | None:
     stmt = select(ResponseRun).where(ResponseRun.id == run_id)
     if lock:

@@ -57,6 +57,14 @@ def live_for_thread(session: Session, thread_id: int) -> Consultation | None:
     ).scalar_one_or_none()
 
 
+def waiting(session: Session, *, limit: int = 100) -> list[Consultation]:
+    """Consultations still waiting for judgements or for the leader's decision, the oldest deadline first."""
+    return list(session.execute(
+        select(Consultation).where(
+            Consultation.state.in_([ConsultationState.OPEN.value, ConsultationState.DEADLINE_PASSED.value]))
+        .order_by(Consultation.deadline, Consultation.id).limit(limit)).scalars())
+
+
 def _event(session: Session, c: Consultation, action: str, actor: str, now: dt.datetime,
            payload: dict[str, Any] | None = None) -> None:
     record(session, now=now, action=f"consultation.{action}", entity_type="consultation", entity_id=c.id,
