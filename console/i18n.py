@@ -43,7 +43,7 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "duty.officer": ("值班员", "Duty officer"),
     "duty.none": ("未排班", "Nobody rostered"),
     "duty.none.hint": ("请在排班表中导入本班次（POST /roster/import）。", "Import this shift into the roster "
-                                                                        "(POST /roster/import)."),
+                                                                        "(POST /responses/roster/import)."),
     "time.now": ("北京时间", "Beijing time"),
     "user.signed_in": ("当前用户", "Signed in as"),
     "summary": ("概况", "Summary"),

@@ -83,7 +83,7 @@ def callouts_for_run(session: Session, run_id: int) -> list[Callout]:
 
 
 def township_progress(session: Session, run_id: int, *, now: dt.datetime) -> dict[str, dict[str, int]]:
-    """Call-and-answer counts per township code (first 9 digits of the areas called about) for one run.
+    """Call-and-answer counts per township (12-digit code) of the areas called about, for one run.
 
     Keys per township: answered, waiting (calling, deadline not passed), overdue (calling, deadline passed),
     escalated, unanswered, late (answered after the deadline). A person called about several townships counts
@@ -94,7 +94,7 @@ def township_progress(session: Session, run_id: int, *, now: dt.datetime) -> dic
         .where(Callout.run_id == run_id, Callout.state != CalloutState.CANCELLED.value)).all()
     out: dict[str, dict[str, int]] = {}
     for areas, state, deadline, late in rows:
-        townships = sorted({a[:9] for a in areas or [] if isinstance(a, str) and a.isdigit() and len(a) >= 9}) or [""]
+        townships = sorted({_township(a) for a in areas or []} - {""}) or [""]
         key = ("overdue" if now > deadline else "waiting") if state == CalloutState.CALLING.value else state
         for t in townships:
             counts = out.setdefault(t, {k: 0 for k in ("answered", "waiting", "overdue", "escalated", "unanswered",
@@ -102,3 +102,10 @@ def township_progress(session: Session, run_id: int, *, now: dt.datetime) -> dic
             counts[key] = counts.get(key, 0) + 1
             counts["late"] += int(bool(late))
     return out
+
+
+def _township(code: Any) -> str:
+    """The township of a statistical code (digits 7–9 not 000), else ``""`` (a site, the district)."""
+    if not isinstance(code, str) or not code.isdigit() or len(code) < 9 or code[6:9] == "000":
+        return ""
+    return code[:9].ljust(12, "0")

@@ -1,0 +1,161 @@
+"""The console in real headless Chromium against the whole server (uvicorn): log in through the form, read
+the board with a red warning and its run, switch to English, log out. Every request the page makes must go to
+Jiaoying's own origin. Screenshots of the board in both languages, at a duty-room screen and a phone width,
+are kept under ``test-artifacts/console/`` for a person to look at."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from config.database import make_engine, make_session_factory, session_scope
+from config.settings import Settings
+from config.users import User, hash_password
+from jiaoying.app import create_app
+from jiaoying.cli_common import upgrade_and_seed
+from responses.messaging.fake_twilio.server import ThreadedServer
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "console"
+DEMO_CAP = ROOT / "config" / "defaults" / "drills" / "red-rainstorm.xml"
+SIZES = {"desktop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}
+
+
+def _browser_or_skip() -> None:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("headless Chromium is required under CI=true")
+        pytest.skip("chromium not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _red_cap_now() -> bytes:
+    now = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).replace(microsecond=0)
+    text = DEMO_CAP.read_text(encoding="utf-8")
+    for old, new in (("2026-07-20T01:58:00+08:00", now), ("2026-07-20T02:00:00+08:00", now),
+                     ("2026-07-20T08:00:00+08:00", now + dt.timedelta(hours=6))):
+        text = text.replace(old, new.isoformat())
+    text = text.replace("<status>Exercise</status>", "<status>Actual</status>")
+    return text.replace("14050241600000_20260720015800", f"console-{now.timestamp():.0f}").encode()
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Any:
+    port = _free_port()
+    settings = Settings(
+        env="test", public_base_url=f"http://127.0.0.1:{port}",
+        database={"url": f"sqlite:///{tmp_path / 'console.db'}"},
+        scheduler={"enabled": False},
+        security={"secret_key": "console-" + "k" * 40},
+    )
+    upgrade_and_seed(settings)
+    engine = make_engine(settings.database.url)
+    with session_scope(make_session_factory(engine)) as s:
+        s.add(User(username="duty", display_name="张值班", password_hash=hash_password("duty-pass-123"),
+                   role="duty_officer", created_at=dt.datetime.now(dt.UTC)))
+    engine.dispose()
+    server = ThreadedServer(create_app(settings), port=port).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def _seed_through_the_api(base: str) -> None:
+    """A red warning pushed in as a feed would push it, and tonight's shift in the roster."""
+    with httpx.Client(base_url=base, timeout=30) as c:
+        token = c.post("/auth/token", data={"username": "duty", "password": "duty-pass-123"}).json()
+        h = {"Authorization": f"Bearer {token['access_token']}"}
+        now = dt.datetime.now(dt.UTC)
+        r = c.post("/responses/roster/shifts", headers=h, json={"shifts": [{
+            "starts_at": (now - dt.timedelta(hours=2)).isoformat(),
+            "ends_at": (now + dt.timedelta(hours=10)).isoformat(),
+            "leader": {"name": "李带班", "phone": "+8612300009001"},
+            "officers": [{"name": "张值班", "phone": "+8612300009002"}]}]})
+        assert r.status_code == 201, r.text
+        r = c.post("/feeds/national-cap/items", content=_red_cap_now(),
+                   headers={**h, "Content-Type": "application/cap+xml"})
+        assert r.status_code == 202, r.text
+
+
+@pytest.mark.browser
+def test_log_in_read_the_board_switch_language_log_out(live: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    _browser_or_skip()
+    _seed_through_the_api(live)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    origin = urlsplit(live).netloc
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            context = browser.new_context(viewport=SIZES["desktop"])
+            page = context.new_page()
+            page.on("request", lambda r: requests.append(r.url))
+            console_errors: list[str] = []
+            page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+
+            page.goto(f"{live}/")
+            assert page.url.endswith("/login")
+            page.fill("input[name=username]", "duty")
+            page.fill("input[name=password]", "wrong-pass")
+            page.click("form[action=\"/login\"] button[type=submit]")
+            assert "用户名或密码错误" in page.locator("[data-testid=login-error]").inner_text()
+            page.fill("input[name=password]", "duty-pass-123")
+            page.click("form[action=\"/login\"] button[type=submit]")
+            page.wait_for_url(f"{live}/")
+
+            warning = page.locator("[data-testid=warning][data-level=red]").first
+            assert "红色预警" in warning.inner_text()
+            assert page.locator("[data-testid=leader]").inner_text() == "李带班"
+            assert page.locator("[data-testid=run]").count() >= 1
+            assert page.evaluate("document.documentElement.lang") == "zh-CN"
+            clock = page.locator("[data-testid=clock]").inner_text()
+            assert clock[:2] == "20" and ":" in clock
+            _shots(page, "zh")
+
+            page.locator("[data-testid=lang-switch]").focus()
+            page.keyboard.press("Enter")  # reachable from the keyboard
+            page.wait_for_function("document.documentElement.lang === 'en'")
+            assert "Red warning" in page.locator("[data-testid=warning][data-level=red]").first.inner_text()
+            page.reload()
+            assert page.evaluate("document.documentElement.lang") == "en", "the choice is remembered"
+            _shots(page, "en")
+
+            page.click("[data-testid=logout]")
+            page.wait_for_url(f"{live}/login")
+            page.goto(f"{live}/")
+            assert page.url.endswith("/login")
+        finally:
+            browser.close()
+    assert requests
+    strangers = [u for u in requests if urlsplit(u).netloc != origin]
+    assert strangers == [], f"requests left Jiaoying's origin: {strangers}"
+    assert not [e for e in console_errors if "Content Security Policy" in e], console_errors
+
+
+def _shots(page: Any, lang: str) -> None:
+    for name, size in SIZES.items():
+        page.set_viewport_size(size)
+        page.screenshot(path=str(ARTIFACTS / f"board-{lang}-{name}.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / f"board-{lang}-{name}-first-screen.png"))
+        # nothing wider than the screen: no sideways scrolling on a phone
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"{lang} {name}: the page is {overflow}px wider than the screen"
+    page.set_viewport_size(SIZES["desktop"])
