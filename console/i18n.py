@@ -89,6 +89,14 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "callouts.escalated": ("已升级", "Escalated"),
     "callouts.unanswered": ("无人应答", "Unanswered"),
     "callouts.late": ("迟到应答", "Late"),
+    # the same, short, for the progress table's headings on a phone
+    "runs.township.short": ("乡镇", "Township"),
+    "callouts.answered.short": ("已应", "Ans."),
+    "callouts.waiting.short": ("等待", "Wait"),
+    "callouts.overdue.short": ("超时", "Overdue"),
+    "callouts.escalated.short": ("升级", "Esc."),
+    "callouts.unanswered.short": ("无人应", "None"),
+    "callouts.late.short": ("迟到", "Late"),
     # measures
     "measures.title": ("措施落实", "Measures"),
     "measures.empty": ("暂无措施指令。响应启动后，预案中的关闭、转移、停工停学等措施会列在这里。",

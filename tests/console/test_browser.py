@@ -132,7 +132,7 @@ def test_log_in_read_the_board_switch_language_log_out(live: str) -> None:
 
             page.locator("[data-testid=lang-switch]").focus()
             page.keyboard.press("Enter")  # reachable from the keyboard
-            page.wait_for_function("document.documentElement.lang === 'en'")
+            page.wait_for_selector("html[lang=en]", state="attached")  # the CSP forbids eval: no wait_for_function
             assert "Red warning" in page.locator("[data-testid=warning][data-level=red]").first.inner_text()
             page.reload()
             assert page.evaluate("document.documentElement.lang") == "en", "the choice is remembered"
@@ -153,8 +153,10 @@ def test_log_in_read_the_board_switch_language_log_out(live: str) -> None:
 def _shots(page: Any, lang: str) -> None:
     for name, size in SIZES.items():
         page.set_viewport_size(size)
+        page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(ARTIFACTS / f"board-{lang}-{name}.png"), full_page=True)
         page.screenshot(path=str(ARTIFACTS / f"board-{lang}-{name}-first-screen.png"))
+        page.locator("[data-testid=run]").first.screenshot(path=str(ARTIFACTS / f"run-{lang}-{name}.png"))
         # nothing wider than the screen: no sideways scrolling on a phone
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"{lang} {name}: the page is {overflow}px wider than the screen"
