@@ -45,6 +45,13 @@ class TwilioSettings(BaseModel):
 class SchedulerSettings(BaseModel):
     enabled: bool = True
     tick_seconds: float = 5.0
+    # ``jiaoying serve`` runs the sending work (outbox sender, callout sweep, the local fake gateway) in a
+    # child process of its own, so a fan-out does not take the interpreter lock and the request threads
+    # from the pages the duty room opens during it. False: everything in the server's process.
+    sender_process: bool = True
+    # Which jobs this process's scheduler runs: ``all``; ``web``, all but the sending ones; ``sending``, only
+    # those. ``serve`` sets it for itself and its sending process; split deployments may set it by hand.
+    jobs: Literal["all", "web", "sending"] = "all"
 
 
 class SecuritySettings(BaseModel):

@@ -39,53 +39,108 @@ app.add_typer(plans_app, name="plans")
 app.add_typer(fake_twilio_cli.app, name="fake-twilio")
 drill_cli.register(app)  # jiaoying drill run / report / demo
 
+def _free_loopback_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="监听地址 / bind address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="端口 / port", min=1, max=65535)] = 8000,
+    gateway_port: Annotated[int, typer.Option(help="本地模拟网关端口，0 = 任意 / local fake gateway port, 0 = any",
+                                              min=0, max=65535)] = 0,
 ) -> None:
     """启动服务（含调度器）/ Run the server with its scheduler."""
+    import os
+
     import uvicorn
 
     from jiaoying.app import create_app
-    from jiaoying.gateway import with_local_gateway
+    from jiaoying.gateway import local_gateway_settings, with_local_gateway
+    from jiaoying.scheduler import SendingProcess
 
     settings = settings_or_exit()
     if settings.database.auto_upgrade:
         upgrade_and_seed(settings)
-    settings, gateway = with_local_gateway(settings)
+    sched = settings.scheduler
+    gateway = None
+    sending: SendingProcess | None = None
+    if sched.enabled and sched.sender_process and sched.jobs == "all":
+        # the sending work, and the fake gateway it talks to, run in a child process: see SendingProcess
+        child_gateway = None if settings.twilio.configured else (gateway_port or _free_loopback_port())
+        argv = [sys.executable, "-m", "jiaoying", "worker", "--parent-pid", str(os.getpid())]
+        if child_gateway is not None:
+            argv += ["--gateway-port", str(child_gateway)]
+        env = {**os.environ, "JIAOYING_SCHEDULER__JOBS": "sending"}
+        sending = SendingProcess(argv, env).start()
+        if child_gateway is not None:
+            settings = local_gateway_settings(settings, f"http://127.0.0.1:{child_gateway}")
+        settings = settings.model_copy(update={"scheduler": sched.model_copy(update={"jobs": "web"})})
+        gateway_url = settings.twilio.api_base_url if child_gateway is not None else None
+    else:
+        settings, gateway = with_local_gateway(settings, port=gateway_port)
+        gateway_url = gateway.url if gateway is not None else None
     out.print(f"[green]叫应服务启动[/] http://{host}:{port}  （数据库 / database: {settings.database.url}）")
-    if gateway is not None:
-        out.print(f"未配置 Twilio：短信/语音发往本地模拟网关 {gateway.url}（不会发到真实号码）"
+    if sending is not None:
+        out.print(f"发送进程 / sending process: pid {sending.pid}")
+    if gateway_url is not None:
+        out.print(f"未配置 Twilio：短信/语音发往本地模拟网关 {gateway_url}（不会发到真实号码）"
                   " / no Twilio credentials: messages go to the local fake gateway, never to a real phone")
     try:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
     finally:
+        if sending is not None:
+            sending.stop()
         if gateway is not None:
             gateway.stop()
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    parent_pid: Annotated[int | None, typer.Option(hidden=True, help="由 serve 启动时：父进程 / set by serve")] = None,
+    gateway_port: Annotated[int, typer.Option(help="本地模拟网关端口，0 = 任意 / local fake gateway port, 0 = any",
+                                              min=0, max=65535)] = 0,
+) -> None:
     """只运行调度器（与服务分开部署时）/ Run the scheduler only."""
-    import time
+    import logging
+    import signal
+    import threading
 
     from config.runtime import build_runtime
     from jiaoying.gateway import with_local_gateway
-    from jiaoying.scheduler import build_scheduler
+    from jiaoying.scheduler import build_scheduler, watch_parent
 
     settings = settings_or_exit()
-    upgrade_and_seed(settings)
-    settings, gateway = with_local_gateway(settings)
+    zh, en = ("发送进程", "sending process") if parent_pid is not None else ("调度器", "scheduler")
+    logging.basicConfig(level=logging.INFO,
+                        format=f"%(asctime)s [{'sender' if parent_pid is not None else 'worker'} %(process)d] "
+                               "%(levelname)s %(name)s: %(message)s")
+    if parent_pid is None:  # started by serve: serve has upgraded the database already
+        upgrade_and_seed(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if parent_pid is not None:
+        watch_parent(parent_pid, stop)
+    settings, gateway = with_local_gateway(settings, port=gateway_port)
     rt = build_runtime(settings)
     sched = build_scheduler(rt)
     sched.start()
-    out.print("[green]调度器已启动 / scheduler running[/]（Ctrl+C 退出 / to stop）")
+    out.print(f"[green]{zh}已启动 / {en} running[/]（Ctrl+C 退出 / to stop）"
+              + (f" 模拟网关 / fake gateway {gateway.url}" if gateway is not None else ""))
     try:
-        while True:
-            time.sleep(3600)
+        while not stop.wait(1.0):
+            pass
     except KeyboardInterrupt:
-        sched.shutdown()
+        pass
+    finally:
+        sched.shutdown(wait=True)  # the running tick finishes and writes what it sent
+        sender = rt.state.get("messaging_sender")
+        if sender is not None:
+            sender.close()
         rt.close()
         if gateway is not None:
             gateway.stop()

@@ -6,7 +6,12 @@ so a restart or a late tick loses nothing — the next tick catches up.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -69,8 +74,111 @@ def run_all_once(rt: Runtime) -> None:
         run_job(rt, spec)
 
 
+# The jobs that talk to the provider or queue messages in bulk. During a district-wide fan-out they are
+# most of the process's work: in the server's own process their threads took the interpreter lock and,
+# through the provider's status callbacks they cause, the request threads from the pages.
+SENDING_JOBS = frozenset({"outbox_send", "callouts_sweep"})
+
+
+def scheduled_specs(rt: Runtime) -> list[JobSpec]:
+    """The jobs this process ticks, by ``scheduler.jobs``: every one, all but the sending ones, or only those."""
+    which = rt.settings.scheduler.jobs
+    specs = job_specs(rt)
+    if which == "web":
+        return [s for s in specs if s.name not in SENDING_JOBS]
+    if which == "sending":
+        return [s for s in specs if s.name in SENDING_JOBS or s.name == "heartbeat"]
+    return specs
+
+
 def build_scheduler(rt: Runtime) -> BackgroundScheduler:
     sched = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
-    for spec in job_specs(rt):
+    for spec in scheduled_specs(rt):
         sched.add_job(run_job, "interval", seconds=spec.seconds, args=[rt, spec], id=spec.name, name=spec.name)
     return sched
+
+
+class SendingProcess:
+    """The server's sending work in a child process, kept alive for as long as the server runs.
+
+    The child runs in a session of its own, so a Ctrl-C at the terminal reaches the server only and the
+    server stops the child: no restart races a shutdown. A child that dies is started again after a pause
+    that grows while it keeps dying (capped) and resets once it has stayed up a minute; what it was doing
+    is safe to redo (outbox claims lease out, sweeps are idempotent). The child watches its parent too,
+    so a server killed without a chance to clean up leaves no orphan behind for long.
+    """
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], *, first_delay: float = 1.0,
+                 max_delay: float = 30.0, stop_timeout: float = 15.0) -> None:
+        self.argv, self.env = list(argv), dict(env)
+        self.first_delay, self.max_delay, self.stop_timeout = first_delay, max_delay, stop_timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="sending-supervisor")
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def start(self) -> SendingProcess:
+        self._spawn()
+        self._thread.start()
+        return self
+
+    def _spawn(self) -> None:
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            self.proc = subprocess.Popen(self.argv, env=self.env, start_new_session=os.name == "posix")
+            log.info("sending process started (pid %s)", self.proc.pid)
+
+    def _watch(self) -> None:
+        delay = self.first_delay
+        while not self._stopping.is_set():
+            proc = self.proc
+            if proc is None:
+                return
+            started = time.monotonic()
+            code = proc.wait()
+            if self._stopping.is_set():
+                return
+            if time.monotonic() - started > 60:
+                delay = self.first_delay
+            log.error("发送进程退出（代码 %s），%.0f 秒后重启 / the sending process exited with %s; "
+                      "restarting in %.0f s", code, delay, code, delay)
+            if self._stopping.wait(delay):
+                return
+            self.restarts += 1
+            self._spawn()
+            delay = min(self.max_delay, delay * 2)
+
+    def stop(self) -> None:
+        """Ask the child to finish its tick and exit; kill it if it will not."""
+        with self._lock:
+            self._stopping.set()
+            proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                log.error("sending process did not stop in %.0f s: killed", self.stop_timeout)
+                proc.kill()
+                proc.wait(timeout=10)
+        self._thread.join(timeout=5)
+
+
+def watch_parent(parent_pid: int, stop: threading.Event, *, every: float = 1.0) -> threading.Thread:
+    """Set ``stop`` when the process that started this one is gone (its children are re-parented)."""
+
+    def run() -> None:
+        while not stop.wait(every):
+            if os.getppid() != parent_pid:
+                log.warning("server process %s is gone: the sending process stops", parent_pid)
+                stop.set()
+
+    thread = threading.Thread(target=run, daemon=True, name="parent-watch")
+    thread.start()
+    return thread
