@@ -63,6 +63,7 @@ class Board:
             "consultations": len(self.consultations),
             "runs": len(self.runs),
             "overdue": sum(1 for m in self.measures if m["overdue"]) + sum(1 for r in self.reports if r["overdue"])
+            + sum(1 for k in self.consultations if k["overdue"])
             + sum(r["totals"]["overdue"] + r["totals"]["unanswered"] for r in self.runs),
             "quarantined": len(self.quarantined),
         }

@@ -83,7 +83,9 @@ def board_page(request: Request, session: DB, settings: SettingsDep, clock: Cloc
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request) -> Response:
+def login_page(request: Request, session: DB, settings: SettingsDep) -> Response:
+    if session_user(request, session, settings) is not None:
+        return _redirect("/")  # a bookmark to the login page of someone still logged in
     return render(request, "login.html", {"error": None, "username": ""})
 
 

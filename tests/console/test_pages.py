@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable
 from typing import Any
@@ -62,6 +63,8 @@ def test_login_sets_the_session_and_the_board_shows(duty: TestClient) -> None:
     assert board.status_code == 200
     assert "值班台" in board.text and "duty1" in board.text
     assert duty.get("/auth/me").json()["username"] == "duty1", "the console's cookie is the API's session"
+    r = duty.get("/login", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/"
 
 
 def test_wrong_password_shows_the_form_again_with_a_message(client: TestClient, sqlite_runtime: Runtime) -> None:
@@ -144,3 +147,25 @@ def test_the_catalogue_has_both_languages() -> None:
 def test_console_pages_are_not_in_the_api_schema(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert not {"/", "/login", "/logout", "/lang"} & set(paths)
+
+
+def test_a_consultation_past_its_deadline_stands_out_on_both_databases(
+        any_client: TestClient, runtime: Runtime, make_warning: Callable[..., Any], clock: Any) -> None:
+    from warning.consultation import service as consultation_service
+
+    make_user(runtime.session_factory, "duty9", "duty_officer")
+    assert console_login(any_client, "duty9").status_code == 303
+    with session_scope(runtime.session_factory) as s:
+        w = make_warning(s, now=clock.now(), level="orange", event="暴雨")
+        consultation_service.open_consultation(s, warning=w, invited=["weather", "water"], deadline_minutes=30,
+                                               reminder_minutes=None, mode="before", actor="test", now=clock.now())
+    html = any_client.get("/").text
+    assert "橙色预警" in html and "未研判部门" in html and "2026-07-20 02:30" in html
+    row = re.search(r'<li class="row ([^"]*)" data-testid="consultation">(.*?)</li>', html, re.S)
+    assert row and "row-overdue" not in row.group(1) and "已超时" not in row.group(2)
+    clock.advance(dt.timedelta(minutes=31))
+    html = any_client.get("/").text
+    row = re.search(r'<li class="row ([^"]*)" data-testid="consultation">(.*?)</li>', html, re.S)
+    assert row and "row-overdue" in row.group(1)
+    assert "⚠ 已超时" in row.group(2), "an overdue item is marked in words, not colour alone"
+    assert re.search(r'chip-overdue">⚠ 已超时 <b>1</b>', html)
