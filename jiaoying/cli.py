@@ -119,6 +119,7 @@ def worker(
     logging.basicConfig(level=logging.INFO,
                         format=f"%(asctime)s [{'sender' if parent_pid is not None else 'worker'} %(process)d] "
                                "%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per tick
     if parent_pid is None:  # started by serve: serve has upgraded the database already
         upgrade_and_seed(settings)
     stop = threading.Event()
