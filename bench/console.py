@@ -15,6 +15,10 @@ the session cookie are timed on the client (loopback: the server's time plus a f
    run at once and the server calls every responsible person; the board is read while it does. The
    figures say how many of the reads overlapped the fan-out and how long the fan-out took.
 
+``--in-process`` keeps the sending work in the server's process, as it was before it had its own, for
+comparison; ``--readers N`` reads with N clients at once; ``--py-spy FILE`` records the server's stacks
+(and its children's) for 20 s of the fan-out, if py-spy is installed.
+
 Targets (issue 14): median ≤ 300 ms quiet, p95 ≤ 1 s during the fan-out.
 """
 
@@ -145,18 +149,22 @@ def main() -> None:
     ap.add_argument("--callees", type=int, default=250, help="callouts per seeded run")
     ap.add_argument("--readers", type=int, default=1, help="clients reading the board at once")
     ap.add_argument("--py-spy", metavar="FILE", help="record the server's stacks during the fan-out (py-spy, raw)")
+    ap.add_argument("--in-process", action="store_true",
+                    help="keep the sending work in the server's process (JIAOYING_SCHEDULER__SENDER_PROCESS=false)")
     ap.add_argument("--timeout", type=float, default=300.0, help="bound on the whole fan-out phase (s)")
     ap.add_argument("--keep-log", action="store_true", help="print the server's log at the end")
     args = ap.parse_args()
     print("command: python bench/console.py " + " ".join(sys.argv[1:]))
-    print(f"{args.readers} reader(s), {args.requests} reads per phase")
+    print(f"{args.readers} reader(s), {args.requests} reads per phase; sending work "
+          + ("in the server's process" if args.in_process else "in its own process (the default)"))
 
     with tempfile.TemporaryDirectory(prefix="jiaoying-console-bench-") as tmp:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("JIAOYING_")}
         env.update({"JIAOYING_DATABASE__URL": f"sqlite:///{Path(tmp) / 'bench.db'}",
-                    "JIAOYING_PUBLIC_BASE_URL": base, "JIAOYING_SECURITY__SECRET_KEY": "bench-" + "s" * 40})
+                    "JIAOYING_PUBLIC_BASE_URL": base, "JIAOYING_SECURITY__SECRET_KEY": "bench-" + "s" * 40,
+                    "JIAOYING_SCHEDULER__SENDER_PROCESS": "false" if args.in_process else "true"})
         settings = Settings(env="dev", public_base_url=base, database={"url": env["JIAOYING_DATABASE__URL"]},
                             security={"secret_key": env["JIAOYING_SECURITY__SECRET_KEY"]})
         seed(settings, warnings=args.warnings, runs=args.runs, callees=args.callees)
