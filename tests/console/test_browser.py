@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import socket
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,11 +21,11 @@ from config.users import User, hash_password
 from jiaoying.app import create_app
 from jiaoying.cli_common import upgrade_and_seed
 from responses.messaging.fake_twilio.server import ThreadedServer
+from tests.live import free_port, red_cap_now
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "console"
-DEMO_CAP = ROOT / "config" / "defaults" / "drills" / "red-rainstorm.xml"
 SIZES = {"desktop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}
 
 
@@ -37,25 +36,9 @@ def _browser_or_skip() -> None:
         pytest.skip("chromium not installed")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _red_cap_now() -> bytes:
-    now = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).replace(microsecond=0)
-    text = DEMO_CAP.read_text(encoding="utf-8")
-    for old, new in (("2026-07-20T01:58:00+08:00", now), ("2026-07-20T02:00:00+08:00", now),
-                     ("2026-07-20T08:00:00+08:00", now + dt.timedelta(hours=6))):
-        text = text.replace(old, new.isoformat())
-    text = text.replace("<status>Exercise</status>", "<status>Actual</status>")
-    return text.replace("14050241600000_20260720015800", f"console-{now.timestamp():.0f}").encode()
-
-
 @pytest.fixture
 def live(tmp_path: Path) -> Any:
-    port = _free_port()
+    port = free_port()
     settings = Settings(
         env="test", public_base_url=f"http://127.0.0.1:{port}",
         database={"url": f"sqlite:///{tmp_path / 'console.db'}"},
@@ -87,7 +70,7 @@ def _seed_through_the_api(base: str) -> None:
             "leader": {"name": "李带班", "phone": "+8612300009001"},
             "officers": [{"name": "张值班", "phone": "+8612300009002"}]}]})
         assert r.status_code == 201, r.text
-        r = c.post("/feeds/national-cap/items", content=_red_cap_now(),
+        r = c.post("/feeds/national-cap/items", content=red_cap_now("console"),
                    headers={**h, "Content-Type": "application/cap+xml"})
         assert r.status_code == 202, r.text
 

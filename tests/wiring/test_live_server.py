@@ -5,13 +5,11 @@ as an answer, with no job failing and no request stalled on the database."""
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from config.database import make_engine, make_session_factory, session_scope
 from config.settings import Settings
@@ -20,38 +18,11 @@ from jiaoying.app import create_app
 from jiaoying.cli_common import upgrade_and_seed
 from jiaoying.gateway import with_local_gateway
 from responses.messaging.fake_twilio.server import ThreadedServer
-
-DEMO_CAP = Path(__file__).resolve().parents[2] / "config" / "defaults" / "drills" / "red-rainstorm.xml"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _red_cap_now() -> bytes:
-    now = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).replace(microsecond=0)
-    text = DEMO_CAP.read_text(encoding="utf-8")
-    for old, new in (("2026-07-20T01:58:00+08:00", now), ("2026-07-20T02:00:00+08:00", now),
-                     ("2026-07-20T08:00:00+08:00", now + dt.timedelta(hours=6))):
-        text = text.replace(old, new.isoformat())
-    text = text.replace("<status>Exercise</status>", "<status>Actual</status>")
-    return text.replace("14050241600000_20260720015800", f"live-{now.timestamp():.0f}").encode()
-
-
-def _wait(what: str, check: Any, timeout: float = 60.0) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}")
+from tests.live import free_port, red_cap_now, wait_for
 
 
 def test_red_warning_reaches_everyone_and_a_keypress_answers(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     settings = Settings(
         env="test", public_base_url=f"http://127.0.0.1:{port}",
         database={"url": f"sqlite:///{tmp_path / 'live.db'}"},
@@ -72,11 +43,11 @@ def test_red_warning_reaches_everyone_and_a_keypress_answers(tmp_path: Path) -> 
         with httpx.Client(base_url=settings.public_base_url, timeout=30) as c:
             token = c.post("/auth/token", data={"username": "duty", "password": "duty-pass-123"}).json()
             h = {"Authorization": f"Bearer {token['access_token']}"}
-            r = c.post("/feeds/national-cap/items", content=_red_cap_now(), headers={**h, "Content-Type":
+            r = c.post("/feeds/national-cap/items", content=red_cap_now(), headers={**h, "Content-Type":
                                                                                       "application/cap+xml"})
             assert r.status_code == 202, r.text
             assert r.json()["changes"][0]["level"] == "red"
-            runs = _wait("a run", lambda: c.get("/responses/runs", headers=h).json())
+            runs = wait_for("a run", lambda: c.get("/responses/runs", headers=h).json())
             run_id = runs[0]["id"]
 
             def board() -> dict[str, Any]:
@@ -89,12 +60,12 @@ def test_red_warning_reaches_everyone_and_a_keypress_answers(tmp_path: Path) -> 
                 done = rows and all(a["status"] == "delivered" for row in rows for a in row["attempts"])
                 return rows if done else None
 
-            rows = _wait("every first call delivered", all_delivered, timeout=90)
+            rows = wait_for("every first call delivered", all_delivered, timeout=90)
             assert len(rows) > 50  # the demo polygon covers dozens of villages
             first = rows[0]["attempts"][0]["number"]
             press = httpx.post(f"{gateway.url}/_fake/keypress", json={"number": first, "digits": "1"}, timeout=30)
             assert press.status_code == 200 and "已确认收到" in press.json()["response"]
-            answered = _wait("the keypress answered", lambda: [row for row in board()["callouts"]
+            answered = wait_for("the keypress answered", lambda: [row for row in board()["callouts"]
                                                                if row["answers"]])
             assert answered[0]["answers"][0]["channel"] == "keypress"
             assert answered[0]["late"] is False

@@ -23,7 +23,7 @@ from config.database import make_engine, make_session_factory, session_scope
 from config.settings import Settings
 from config.users import User, hash_password
 from jiaoying.cli_common import upgrade_and_seed
-from tests.wiring.test_live_server import _free_port, _red_cap_now
+from tests.live import free_port, red_cap_now
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads child processes from /proc")
 
@@ -65,7 +65,7 @@ def wait_for(what: str, check: Any, timeout: float) -> Any:
 
 class Serve:
     def __init__(self, tmp: Path, **extra_env: str) -> None:
-        self.port, self.gateway_port = _free_port(), _free_port()
+        self.port, self.gateway_port = free_port(), free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.gateway = f"http://127.0.0.1:{self.gateway_port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("JIAOYING_")}
@@ -129,7 +129,7 @@ def test_fan_out_from_the_sending_process_answers_and_a_clean_stop(serve: Serve)
     with httpx.Client(base_url=serve.base, timeout=30) as c:
         token = c.post("/auth/token", data={"username": "duty", "password": "duty-pass-123"}).json()
         h = {"Authorization": f"Bearer {token['access_token']}"}
-        r = c.post("/feeds/national-cap/items", content=_red_cap_now(),
+        r = c.post("/feeds/national-cap/items", content=red_cap_now("serve"),
                    headers={**h, "Content-Type": "application/cap+xml"})
         assert r.status_code == 202, r.text
         run_id = wait_for("a run", lambda: c.get("/responses/runs", headers=h).json(), timeout=20)[0]["id"]

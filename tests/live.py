@@ -1,0 +1,41 @@
+"""Helpers for the tests that run a real server on a loopback port (tests/wiring, tests/console)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DEMO_CAP = Path(__file__).resolve().parents[1] / "config" / "defaults" / "drills" / "red-rainstorm.xml"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def red_cap_now(prefix: str = "live") -> bytes:
+    """The bundled drill's red rainstorm CAP, sent now, as a real (not exercise) warning with a fresh identifier."""
+    now = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).replace(microsecond=0)
+    text = DEMO_CAP.read_text(encoding="utf-8")
+    for old, new in (("2026-07-20T01:58:00+08:00", now), ("2026-07-20T02:00:00+08:00", now),
+                     ("2026-07-20T08:00:00+08:00", now + dt.timedelta(hours=6))):
+        text = text.replace(old, new.isoformat())
+    text = text.replace("<status>Exercise</status>", "<status>Actual</status>")
+    return text.replace("14050241600000_20260720015800", f"{prefix}-{now.timestamp():.0f}").encode()
+
+
+def wait_for(what: str, check: Any, timeout: float = 60.0) -> Any:
+    """``check()``'s first truthy answer, polled every half second; the test fails after ``timeout``."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}")
