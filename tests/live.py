@@ -31,11 +31,36 @@ def red_cap_now(prefix: str = "live") -> bytes:
 
 
 def wait_for(what: str, check: Any, timeout: float = 60.0) -> Any:
-    """``check()``'s first truthy answer, polled every half second; the test fails after ``timeout``."""
+    """``check()``'s first truthy answer, polled four times a second; the test fails after ``timeout``."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         got = check()
         if got:
             return got
-        time.sleep(0.5)
+        time.sleep(0.25)
     pytest.fail(f"timed out waiting for {what}")
+
+
+def push_red_until_delivered(client: Any, headers: dict[str, str], *, prefix: str,
+                             timeout: float) -> tuple[int, list[dict[str, Any]], Any]:
+    """Push a red CAP to the live server and wait until every first call is delivered.
+
+    Returns the run id, the board's callout rows, and a function reading the board again.
+    """
+    r = client.post("/feeds/national-cap/items", content=red_cap_now(prefix),
+                    headers={**headers, "Content-Type": "application/cap+xml"})
+    assert r.status_code == 202, r.text
+    assert r.json()["changes"][0]["level"] == "red"
+    run_id = wait_for("a run", lambda: client.get("/responses/runs", headers=headers).json(), timeout)[0]["id"]
+
+    def board() -> dict[str, Any]:
+        resp = client.get(f"/callouts/runs/{run_id}/board", headers=headers, timeout=5)
+        assert resp.status_code == 200, resp.text
+        return resp.json()  # type: ignore[no-any-return]
+
+    def all_delivered() -> list[dict[str, Any]] | None:
+        rows = board()["callouts"]
+        done = rows and all(a["status"] == "delivered" for row in rows for a in row["attempts"])
+        return rows if done else None
+
+    return run_id, wait_for("every first call delivered", all_delivered, timeout=timeout), board

@@ -499,6 +499,18 @@ def assign(session: Session, order: MeasureOrder, *, actor: str, now: dt.datetim
 # ---------------------------------------------------------------------------------------------- moving
 
 
+def _take_report(order: MeasureOrder, figures: dict[str, Any], payload: dict[str, Any], actor: str,
+                 now: dt.datetime, via: str | None) -> None:
+    """A unit's figures (final or so far): kept on the order, acknowledged, and the 应转尽转 gap in the event."""
+    order.report = figures
+    order.reported_by = actor
+    _acknowledged(order, now, via)
+    payload["report"] = figures
+    gap = rules.evacuation_gap(order.expected, figures) if order.kind == MeasureKind.EVACUATION else None
+    if gap is not None:
+        payload["gap"] = gap.as_dict()
+
+
 def _acknowledged(order: MeasureOrder, now: dt.datetime, via: str | None) -> None:
     """Any word from the unit proves the order reached it: the first one is its acknowledgement."""
     if order.acknowledged_at is None:
@@ -526,26 +538,13 @@ def transition(session: Session, order: MeasureOrder, action: MeasureAction | st
     new = rules.apply(order.state, act, reason)
     payload: dict[str, Any] = {"from": before, "via": via, "note": note, **(evidence or {})}
     if act is A.CARRY_OUT:
-        cleaned = rules.clean_report(order.kind, report or {}, order.expected)
-        order.report = cleaned
-        order.reported_by = actor
+        _take_report(order, rules.clean_report(order.kind, report or {}, order.expected), payload, actor, now, via)
         order.carried_out_at = order.carried_out_at or now
-        _acknowledged(order, now, via)
-        payload["report"] = cleaned
-        gap = rules.evacuation_gap(order.expected, cleaned) if order.kind == MeasureKind.EVACUATION else None
-        if gap is not None:
-            payload["gap"] = gap.as_dict()
         payload["late"] = now > order.deadline
     elif act is A.REPORT_PROGRESS:
-        progress = rules.clean_progress(order.kind, report or {}, order.expected, before=order.report)
-        order.report = progress
-        order.reported_by = actor
+        _take_report(order, rules.clean_progress(order.kind, report or {}, order.expected, before=order.report),
+                     payload, actor, now, via)
         order.started_at = order.started_at or now
-        _acknowledged(order, now, via)
-        payload["report"] = progress
-        gap = rules.evacuation_gap(order.expected, progress) if order.kind == MeasureKind.EVACUATION else None
-        if gap is not None:
-            payload["gap"] = gap.as_dict()
     elif act is A.ACKNOWLEDGE:
         order.acknowledged_at, order.acknowledged_via = now, via
     elif act is A.START:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -18,7 +17,7 @@ from jiaoying.app import create_app
 from jiaoying.cli_common import upgrade_and_seed
 from jiaoying.gateway import with_local_gateway
 from responses.messaging.fake_twilio.server import ThreadedServer
-from tests.live import free_port, red_cap_now, wait_for
+from tests.live import free_port, push_red_until_delivered, wait_for
 
 
 def test_red_warning_reaches_everyone_and_a_keypress_answers(tmp_path: Path) -> None:
@@ -43,24 +42,7 @@ def test_red_warning_reaches_everyone_and_a_keypress_answers(tmp_path: Path) -> 
         with httpx.Client(base_url=settings.public_base_url, timeout=30) as c:
             token = c.post("/auth/token", data={"username": "duty", "password": "duty-pass-123"}).json()
             h = {"Authorization": f"Bearer {token['access_token']}"}
-            r = c.post("/feeds/national-cap/items", content=red_cap_now(), headers={**h, "Content-Type":
-                                                                                      "application/cap+xml"})
-            assert r.status_code == 202, r.text
-            assert r.json()["changes"][0]["level"] == "red"
-            runs = wait_for("a run", lambda: c.get("/responses/runs", headers=h).json())
-            run_id = runs[0]["id"]
-
-            def board() -> dict[str, Any]:
-                resp = c.get(f"/callouts/runs/{run_id}/board", headers=h, timeout=5)
-                assert resp.status_code == 200, resp.text
-                return resp.json()  # type: ignore[no-any-return]
-
-            def all_delivered() -> list[dict[str, Any]] | None:
-                rows = board()["callouts"]
-                done = rows and all(a["status"] == "delivered" for row in rows for a in row["attempts"])
-                return rows if done else None
-
-            rows = wait_for("every first call delivered", all_delivered, timeout=90)
+            _run_id, rows, board = push_red_until_delivered(c, h, prefix="live", timeout=90)
             assert len(rows) > 50  # the demo polygon covers dozens of villages
             first = rows[0]["attempts"][0]["number"]
             press = httpx.post(f"{gateway.url}/_fake/keypress", json={"number": first, "digits": "1"}, timeout=30)

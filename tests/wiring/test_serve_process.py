@@ -11,10 +11,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -23,7 +21,7 @@ from config.database import make_engine, make_session_factory, session_scope
 from config.settings import Settings
 from config.users import User, hash_password
 from jiaoying.cli_common import upgrade_and_seed
-from tests.live import free_port, red_cap_now
+from tests.live import free_port, push_red_until_delivered, wait_for
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads child processes from /proc")
 
@@ -51,16 +49,6 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
-def wait_for(what: str, check: Any, timeout: float) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.25)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 class Serve:
@@ -129,22 +117,7 @@ def test_fan_out_from_the_sending_process_answers_and_a_clean_stop(serve: Serve)
     with httpx.Client(base_url=serve.base, timeout=30) as c:
         token = c.post("/auth/token", data={"username": "duty", "password": "duty-pass-123"}).json()
         h = {"Authorization": f"Bearer {token['access_token']}"}
-        r = c.post("/feeds/national-cap/items", content=red_cap_now("serve"),
-                   headers={**h, "Content-Type": "application/cap+xml"})
-        assert r.status_code == 202, r.text
-        run_id = wait_for("a run", lambda: c.get("/responses/runs", headers=h).json(), timeout=20)[0]["id"]
-
-        def board() -> dict[str, Any]:
-            resp = c.get(f"/callouts/runs/{run_id}/board", headers=h, timeout=5)
-            assert resp.status_code == 200, resp.text
-            return resp.json()  # type: ignore[no-any-return]
-
-        def all_delivered() -> list[dict[str, Any]] | None:
-            rows = board()["callouts"]
-            done = rows and all(a["status"] == "delivered" for row in rows for a in row["attempts"])
-            return rows if done else None
-
-        rows = wait_for("every first call delivered", all_delivered, timeout=40)
+        _run_id, rows, board = push_red_until_delivered(c, h, prefix="serve", timeout=40)
         assert len(rows) > 50
         sent = httpx.get(f"{serve.gateway}/_fake/stats", timeout=10).json()
         assert sent, "the child's gateway saw the requests"
