@@ -13,8 +13,8 @@ LANGS: Final[tuple[Lang, ...]] = ("zh", "en")
 DEFAULT_LANG: Final[Lang] = "zh"
 HTML_LANG: Final[dict[Lang, str]] = {"zh": "zh-CN", "en": "en"}
 
-# key → (中文, English)
-MESSAGES: Final[dict[str, tuple[str, str]]] = {
+# key → (中文, English): the board, login and the frame; the other pages' words are in ``console.words``
+_BOARD: Final[dict[str, tuple[str, str]]] = {
     "app.name": ("叫应", "Jiaoying"),
     "app.title": ("叫应 · 值班台", "Jiaoying · Duty console"),
     "board.title": ("值班台", "Duty console"),
@@ -37,7 +37,21 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
                      "The form has expired or did not come from this console (no valid CSRF token). "
                      "Go back, reload the page and submit again."),
     "csrf.back": ("返回值班台", "Back to the duty console"),
-    # header
+    # header and navigation
+    "nav.label": ("主导航", "Main navigation"),
+    "nav.board": ("值班台", "Board"),
+    "nav.warnings": ("预警", "Warnings"),
+    "nav.consultations": ("会商研判", "Consultations"),
+    "nav.runs": ("响应", "Responses"),
+    "nav.feeds": ("数据源", "Feeds"),
+    "nav.contacts": ("联系人", "Contacts"),
+    "nav.plans": ("预案", "Plans"),
+    "live.lost": ("与服务器的连接已断开，正在重连…", "Lost the server; reconnecting…"),
+    "problem.title": ("操作未完成", "Not done"),
+    "problem.back": ("返回", "Go back"),
+    "forbidden.title": ("无权操作", "Not allowed"),
+    "forbidden.message": ("当前账号的角色无权查看此页或执行此操作。如需权限，请联系管理员。",
+                          "Your role may not open this page or do this. Ask an admin if you need it."),
     "duty.now": ("当前值班", "On duty now"),
     "duty.leader": ("带班领导", "Leader on duty"),
     "duty.officer": ("值班员", "Duty officer"),
@@ -161,6 +175,21 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "report.kind.followup": ("续报", "Follow-up report"),
     "report.kind.final": ("终报", "Final report"),
 }
+
+
+def _merged() -> dict[str, tuple[str, str]]:
+    from console.words import admin, live, runs, warnings
+
+    merged = dict(_BOARD)
+    for module in (warnings, runs, admin, live):
+        clash = merged.keys() & module.WORDS.keys()
+        if clash:
+            raise RuntimeError(f"console words defined twice: {sorted(clash)}")
+        merged.update(module.WORDS)
+    return merged
+
+
+MESSAGES: Final[dict[str, tuple[str, str]]] = _merged()
 
 
 def text(key: str, lang: Lang) -> str:

@@ -18,3 +18,23 @@
   tick();
   window.setInterval(tick, 1000);
 }());
+
+// What cannot be undone asks first: any form with data-confirm="…" shows that question before it is sent.
+document.addEventListener("submit", function (ev) {
+  var form = ev.target;
+  var question = form && form.getAttribute && form.getAttribute("data-confirm");
+  if (question && !window.confirm(question)) { ev.preventDefault(); }
+}, true);
+
+// The current page's link in the navigation is marked, for the eye and for screen readers.
+(function () {
+  "use strict";
+  var path = window.location.pathname;
+  var links = document.querySelectorAll(".site-nav a");
+  var best = null;
+  Array.prototype.forEach.call(links, function (a) {
+    var href = a.getAttribute("href");
+    if ((href === "/" && path === "/") || (href !== "/" && path.indexOf(href) === 0)) { best = a; }
+  });
+  if (best) { best.setAttribute("aria-current", "page"); }
+}());
