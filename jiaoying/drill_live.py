@@ -88,6 +88,7 @@ def serve_live(scenario_path: Path, out_dir: Path, *, speed: float, port: int, p
     thread.start()
     base = f"http://127.0.0.1:{port}"
     out.print(f"[green]实时演示[/]：{s.name}，时钟加速 {speed:g} 倍 / live demo, clock ×{speed:g}", soft_wrap=True)
+    out.print(f"  值班台 / duty console: {base}/  （用下面的账号登录 / log in with the account below）", soft_wrap=True)
     out.print(f"  接口文档 / API docs: {base}/docs", soft_wrap=True)
     out.print(f"  登录 / login: {DEMO_USER} {password}", soft_wrap=True)
     out.print(f"  响应列表 / runs: {base}/responses/runs   审计报告 / audit: {base}/audit/runs/1/report.html",

@@ -34,6 +34,19 @@ def _wait(what: str, check: object, timeout: float) -> object:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _console_shows_the_drill(base: str, username: str, password: str, run_number: str) -> None:
+    """The printed console URL: log in through its form (with its CSRF token) and read the drill on the board."""
+    with httpx.Client(base_url=base, timeout=10) as browser:
+        form = browser.get("/login").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert token, form
+        r = browser.post("/login", data={"username": username, "password": password, "csrf_token": token[1]})
+        assert r.status_code == 303 and r.headers["location"] == "/", r.text
+        board = browser.get("/").text
+        assert 'data-level="red"' in board, "the drill's red warning is on the board"
+        assert run_number in board, "the drill's run is on the board"
+
+
 def test_live_demo_serves_the_api_while_the_clock_runs(tmp_path: Path) -> None:
     port = _free_port()
     out = tmp_path / "stdout.txt"
@@ -55,6 +68,9 @@ def test_live_demo_serves_the_api_while_the_clock_runs(tmp_path: Path) -> None:
             board = http.get(f"/audit/runs/{runs[0]['id']}/report", headers=h)
             assert board.status_code == 200 and board.json()["drill"] is True
             assert board.json()["kpis"]["callouts"] > 0
+            console = re.search(r"duty console: (\S+)", out.read_text(encoding="utf-8"))
+            assert console and console[1] == f"{base}/", out.read_text(encoding="utf-8")
+            _console_shows_the_drill(base, m[1], m[2], runs[0]["number"])
             time.sleep(2)
             ticks.append(http.get("/readyz").json()["checks"]["scheduler"]["last_tick"])
             assert ticks[0] and ticks[1] and ticks[1] > ticks[0], ticks  # the accelerated clock moves
