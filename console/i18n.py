@@ -43,6 +43,7 @@ _BOARD: Final[dict[str, tuple[str, str]]] = {
     "nav.warnings": ("预警", "Warnings"),
     "nav.consultations": ("会商研判", "Consultations"),
     "nav.runs": ("响应", "Responses"),
+    "nav.map": ("地图", "Map"),
     "nav.feeds": ("数据源", "Feeds"),
     "nav.contacts": ("联系人", "Contacts"),
     "nav.plans": ("预案", "Plans"),
@@ -178,10 +179,10 @@ _BOARD: Final[dict[str, tuple[str, str]]] = {
 
 
 def _merged() -> dict[str, tuple[str, str]]:
-    from console.words import admin, live, runs, warnings
+    from console.words import admin, live, map, runs, warnings
 
     merged = dict(_BOARD)
-    for module in (warnings, runs, admin, live):
+    for module in (warnings, runs, admin, live, map):
         clash = merged.keys() & module.WORDS.keys()
         if clash:
             raise RuntimeError(f"console words defined twice: {sorted(clash)}")
