@@ -264,6 +264,17 @@ def open_runs(session: Session, *, limit: int = 100) -> list[ResponseRun]:
         .order_by(ResponseRun.started_at.desc(), ResponseRun.id.desc()).limit(limit)).scalars())
 
 
+def closed_runs(session: Session, *, limit: int = 20) -> list[ResponseRun]:
+    """Runs already closed, the most recently closed first.
+
+    The console lists them under the open ones so that a finished response, and its audit report, stays
+    one click away for the shift that has to write it up.
+    """
+    return list(session.execute(
+        select(ResponseRun).where(ResponseRun.state == RunState.CLOSED.value)
+        .order_by(ResponseRun.closed_at.desc(), ResponseRun.id.desc()).limit(limit)).scalars())
+
+
 def get_run(session: Session, run_id: int, *, lock: bool = False) -> ResponseRun | None:
     stmt = select(ResponseRun).where(ResponseRun.id == run_id)
     if lock:
