@@ -69,27 +69,33 @@ class Board:
         }
 
 
-def _names(session: Session, codes: list[str]) -> dict[str, str]:
-    return contact_service.area_names(session, codes) if codes else {}
-
-
 def build(session: Session, *, now: dt.datetime, tz: ZoneInfo, lang: Lang) -> Board:
+    """The whole board in a fixed number of queries, whatever the number of warnings, runs and callouts.
+
+    Several people read the board at once, most of all during a fan-out, when the server is also busy
+    calling everyone: so the domains are asked once per kind of thing (every open run's progress counted by
+    the database, their measures, their reports, the judgements, the area names), never once per item.
+    """
     duty = roster_service.on_duty(session, now)
     board = Board(
         now_text=local(now, tz), now_iso=now.isoformat(),
         leader=duty.leader.name if duty.leader else None, officers=[m.name for m in duty.officers],
     )
-    _warnings(session, board, now=now, tz=tz, lang=lang)
+    warnings = warning_service.active_warnings(session)
+    runs = run_service.open_runs(session)
+    progress = callout_board.township_progress_of_runs(session, [r.id for r in runs], now=now)
+    totals = callout_board.progress_totals_of_runs(session, [r.id for r in runs], now=now)
+    codes = {str(t) for w in warnings for t in (w.affected or {}).get("townships", [])}
+    codes |= {t for per in progress.values() for t in per if t}
+    names = contact_service.area_names(session, sorted(codes)) if codes else {}
+    _warnings(board, warnings, names, tz=tz, lang=lang)
     _consultations(session, board, tz=tz, now=now)
-    _runs(session, board, now=now, tz=tz)
-    _feeds(session, board, now=now, tz=tz)
+    _runs(session, board, runs, progress, totals, names, now=now, tz=tz)
+    _feeds(session, board, tz=tz)
     return board
 
 
-def _warnings(session: Session, board: Board, *, now: dt.datetime, tz: ZoneInfo, lang: Lang) -> None:
-    rows = warning_service.active_warnings(session)
-    townships = sorted({t for w in rows for t in (w.affected or {}).get("townships", [])})
-    names = _names(session, townships)
+def _warnings(board: Board, rows: list[Any], names: dict[str, str], *, tz: ZoneInfo, lang: Lang) -> None:
     for w in rows:
         info = (w.infos or [{}])[0] if w.infos else {}
         codes = list((w.affected or {}).get("townships", []))
@@ -110,9 +116,9 @@ def _consultations(session: Session, board: Board, *, tz: ZoneInfo, now: dt.date
         return
     departments = {code: name for name, code in contact_service.known_departments(session).items()
                    if name != code}
+    judged = consultation_service.judged_departments(session, [c.id for c in rows])
     for c in rows:
-        judged = {j.department for j in consultation_service.judgements(session, c.id)}
-        missing = [departments.get(d, d) for d in c.invited if d not in judged]
+        missing = [departments.get(d, d) for d in c.invited if d not in judged[c.id]]
         board.consultations.append({
             "id": c.id, "level": level_key(c.level), "state": c.state, "missing": missing,
             "deadline": local(c.deadline, tz), "overdue": now > c.deadline, "drill": c.drill,
@@ -121,13 +127,12 @@ def _consultations(session: Session, board: Board, *, tz: ZoneInfo, now: dt.date
     board.consultations.sort(key=lambda c: (not c["overdue"], LEVEL_RANK.get(c["level"], 9)))
 
 
-def _runs(session: Session, board: Board, *, now: dt.datetime, tz: ZoneInfo) -> None:
-    runs = run_service.open_runs(session)
-    progress = {r.id: callout_board.township_progress(session, r.id, now=now) for r in runs}
-    names = _names(session, sorted({t for p in progress.values() for t in p if t}))
+def _runs(session: Session, board: Board, runs: list[Any], progress: dict[int, dict[str, dict[str, int]]],
+          people: dict[int, dict[str, int]], names: dict[str, str], *, now: dt.datetime, tz: ZoneInfo) -> None:
     for r in runs:
-        per = progress[r.id]
-        totals = {k: sum(p.get(k, 0) for p in per.values()) for k in CALLOUT_KEYS}
+        per = progress.get(r.id, {})
+        # people, not township rows: someone called about two townships is one person past the deadline
+        totals = {k: people.get(r.id, {}).get(k, 0) for k in CALLOUT_KEYS}
         townships = [{"code": code, "name": names.get(code, code) if code else "", **counts}
                      for code, counts in sorted(per.items(), key=lambda kv: (kv[0] == "", kv[0]))]
         for t in townships:
@@ -136,35 +141,35 @@ def _runs(session: Session, board: Board, *, now: dt.datetime, tz: ZoneInfo) -> 
             "id": r.id, "number": r.number, "level": level_key(r.level), "response_level": r.response_level,
             "hazard": r.hazard, "state": r.state, "started": local(r.started_at, tz), "drill": r.drill,
             "townships": townships, "totals": totals,
+            "trouble": totals["overdue"] + totals["unanswered"] + totals["escalated"],
         })
-        for m in measure_service.for_run(session, r.id):
-            if m.state in CLOSED_MEASURES:
-                continue
-            v = measure_service.view(m, now)
-            overdue = bool(v["overdue"] or v["lift_overdue"])
-            deadline = m.lift_deadline if m.state == "lifting" else m.deadline
-            board.measures.append({
-                "id": m.id, "run": r.number, "label": m.label, "kind": m.kind, "state": m.state,
-                "areas": (m.area_names or [])[:6] + (m.site_names or [])[:3],
-                "more": max(0, len(m.area_names or []) - 6) + max(0, len(m.site_names or []) - 3),
-                "person": m.person_name, "deadline": local(deadline, tz), "overdue": overdue,
-                "sort": (not overdue, deadline or now),
-            })
-        for rep in report_service.for_run(session, r.id):
-            if rep.state != "draft":
-                continue
-            v = report_service.view(rep, now, tz)
-            board.reports.append({
-                "id": rep.id, "run": r.number, "kind": rep.kind, "title": rep.title, "due": local(rep.due_at, tz),
-                "overdue": bool(v["overdue"]), "soon": not v["overdue"] and rep.due_at - now <= DUE_SOON,
-                "sort": (not v["overdue"], rep.due_at),
-            })
+    numbers = {r.id: r.number for r in runs}
+    for m in measure_service.open_measures_of_runs(session, list(numbers)):
+        if m.state in CLOSED_MEASURES:
+            continue
+        v = measure_service.view(m, now)
+        overdue = bool(v["overdue"] or v["lift_overdue"])
+        deadline = m.lift_deadline if m.state == "lifting" else m.deadline
+        board.measures.append({
+            "id": m.id, "run_id": m.run_id, "run": numbers[m.run_id], "label": m.label, "kind": m.kind,
+            "state": m.state, "areas": (m.area_names or [])[:6] + (m.site_names or [])[:3],
+            "more": max(0, len(m.area_names or []) - 6) + max(0, len(m.site_names or []) - 3),
+            "person": m.person_name, "deadline": local(deadline, tz), "overdue": overdue,
+            "sort": (not overdue, deadline or now),
+        })
+    for rep in report_service.drafts_of_runs(session, list(numbers)):
+        v = report_service.view(rep, now, tz)
+        board.reports.append({
+            "id": rep.id, "run_id": rep.run_id, "run": numbers[rep.run_id], "kind": rep.kind, "title": rep.title,
+            "due": local(rep.due_at, tz), "overdue": bool(v["overdue"]),
+            "soon": not v["overdue"] and rep.due_at - now <= DUE_SOON, "sort": (not v["overdue"], rep.due_at),
+        })
     board.runs.sort(key=lambda r: LEVEL_RANK.get(r["level"], 9))
     board.measures.sort(key=lambda m: m["sort"])
     board.reports.sort(key=lambda r: r["sort"])
 
 
-def _feeds(session: Session, board: Board, *, now: dt.datetime, tz: ZoneInfo) -> None:
+def _feeds(session: Session, board: Board, *, tz: ZoneInfo) -> None:
     counts = warning_service.quarantine_counts(session)
     feeds = warning_service.all_feeds(session)
     titles = {f.id: f.title or f.name for f in feeds}

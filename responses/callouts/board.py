@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import JSON, and_, case, cast, func, literal, literal_column, select, true
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from responses.callouts import escalation as core
 from responses.callouts.escalation import CalloutState
@@ -82,6 +84,9 @@ def callouts_for_run(session: Session, run_id: int) -> list[Callout]:
     return list(session.execute(select(Callout).where(Callout.run_id == run_id).order_by(Callout.id)).scalars())
 
 
+PROGRESS_KEYS = ("answered", "waiting", "overdue", "escalated", "unanswered", "late")
+
+
 def township_progress(session: Session, run_id: int, *, now: dt.datetime) -> dict[str, dict[str, int]]:
     """Call-and-answer counts per township (12-digit code) of the areas called about, for one run.
 
@@ -89,19 +94,97 @@ def township_progress(session: Session, run_id: int, *, now: dt.datetime) -> dic
     escalated, unanswered, late (answered after the deadline). A person called about several townships counts
     in each; one called about a site or about the whole district counts under ``""``.
     """
+    return township_progress_of_runs(session, [run_id], now=now).get(run_id, {})
+
+
+def township_progress_of_runs(session: Session, run_ids: Sequence[int], *,
+                              now: dt.datetime) -> dict[int, dict[str, dict[str, int]]]:
+    """``township_progress`` of several runs in one query, counted by the database.
+
+    The board shows every open run on each render, and several people read it at once during a fan-out:
+    loading every callout row into Python for each render made the page slow exactly then. The database
+    unpacks each callout's area list, keeps the distinct townships a person answers for (or ``""`` when
+    none), and returns one row per run, township and state with the overdue and late counts beside it.
+    A run without callouts is absent from the result.
+    """
+    out: dict[int, dict[str, dict[str, int]]] = {}
+    if not run_ids:
+        return out
+    dialect = session.get_bind().dialect.name
+    element, township, valid = _area_elements(dialect)
+    calling = Callout.state == CalloutState.CALLING.value
+    per_person = (
+        select(Callout.id, Callout.run_id, Callout.state,
+               case((and_(calling, Callout.deadline_at < now), 1), else_=0).label("overdue"),
+               case((Callout.answer_late == true(), 1), else_=0).label("late"),
+               func.coalesce(township, "").label("township"))
+        .select_from(Callout).outerjoin(element, valid)
+        .where(Callout.run_id.in_(list(run_ids)), Callout.state != CalloutState.CANCELLED.value)
+        .distinct().subquery())
     rows = session.execute(
-        select(Callout.areas, Callout.state, Callout.deadline_at, Callout.answer_late)
-        .where(Callout.run_id == run_id, Callout.state != CalloutState.CANCELLED.value)).all()
-    out: dict[str, dict[str, int]] = {}
-    for areas, state, deadline, late in rows:
-        townships = sorted({_township(a) for a in areas or []} - {""}) or [""]
-        key = ("overdue" if now > deadline else "waiting") if state == CalloutState.CALLING.value else state
-        for t in townships:
-            counts = out.setdefault(t, {k: 0 for k in ("answered", "waiting", "overdue", "escalated", "unanswered",
-                                                        "late")})
-            counts[key] = counts.get(key, 0) + 1
-            counts["late"] += int(bool(late))
+        select(per_person.c.run_id, per_person.c.township, per_person.c.state, func.count(),
+               func.sum(per_person.c.overdue), func.sum(per_person.c.late))
+        .group_by(per_person.c.run_id, per_person.c.township, per_person.c.state)).all()
+    for run_id, code, state, n, overdue, late in rows:
+        _add(out.setdefault(int(run_id), {}).setdefault(str(code), dict.fromkeys(PROGRESS_KEYS, 0)), str(state),
+             int(n), int(overdue), int(late))
     return out
+
+
+def progress_totals_of_runs(session: Session, run_ids: Sequence[int], *,
+                            now: dt.datetime) -> dict[int, dict[str, int]]:
+    """Per run, the people called by state, with the same keys as ``township_progress``, each person once.
+
+    Adding up the townships counts a person called about two townships twice; a run's headline figures
+    (how many are past their deadline right now) must count people. A run without callouts is absent.
+    """
+    out: dict[int, dict[str, int]] = {}
+    if not run_ids:
+        return out
+    calling = Callout.state == CalloutState.CALLING.value
+    rows = session.execute(
+        select(Callout.run_id, Callout.state, func.count(),
+               func.sum(case((and_(calling, Callout.deadline_at < now), 1), else_=0)),
+               func.sum(case((Callout.answer_late == true(), 1), else_=0)))
+        .where(Callout.run_id.in_(list(run_ids)), Callout.state != CalloutState.CANCELLED.value)
+        .group_by(Callout.run_id, Callout.state)).all()
+    for run_id, state, n, overdue, late in rows:
+        _add(out.setdefault(int(run_id), dict.fromkeys(PROGRESS_KEYS, 0)), str(state), int(n), int(overdue),
+             int(late))
+    return out
+
+
+def _add(counts: dict[str, int], state: str, n: int, overdue: int, late: int) -> None:
+    """Count ``n`` callouts of one state: calling ones are waiting or, past their deadline, overdue."""
+    if state == CalloutState.CALLING.value:
+        counts["overdue"] += overdue
+        counts["waiting"] += n - overdue
+    else:
+        counts[state] = counts.get(state, 0) + n
+    counts["late"] += late
+
+
+def _area_elements(dialect: str) -> tuple[Any, ColumnElement[Any], ColumnElement[bool]]:
+    """The elements of ``Callout.areas`` as a joinable table, the township of one, and whether it has one.
+
+    Mirrors ``_township``: a string of digits, at least 9 long, whose digits 7–9 are not ``000``. Anything
+    but a JSON array counts as no areas, as it does for the loop over the list.
+    """
+    if dialect == "postgresql":
+        array = case((func.json_typeof(Callout.areas) == "array", Callout.areas),
+                     else_=cast(literal("[]"), JSON))
+        element = func.json_array_elements(array).table_valued("value").alias("area")
+        value = element.c.value.op("#>>")(literal_column("'{}'"))
+        is_text = func.json_typeof(element.c.value) == "string"
+        digits = value.op("~")("^[0-9]+$")
+    else:
+        array = case((func.json_type(Callout.areas) == "array", Callout.areas), else_=literal("[]"))
+        element = func.json_each(array).table_valued("value", "type").alias("area")
+        value = element.c.value
+        is_text = element.c.type == "text"
+        digits = value.op("NOT GLOB")("*[^0-9]*")
+    valid = and_(is_text, func.length(value) >= 9, func.substr(value, 7, 3) != "000", digits)
+    return element, func.substr(value, 1, 9).concat("000"), valid
 
 
 def run_totals(session: Session, run_ids: list[int], *, now: dt.datetime) -> dict[int, dict[str, int]]:

@@ -11,6 +11,7 @@ would fall after it.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -50,6 +51,19 @@ def schedule_of(run: ResponseRun) -> ReportSchedule | None:
 def for_run(session: Session, run_id: int) -> list[InfoReport]:
     return list(session.execute(
         select(InfoReport).where(InfoReport.run_id == run_id).order_by(InfoReport.due_at, InfoReport.id)).scalars())
+
+
+def drafts_of_runs(session: Session, run_ids: Sequence[int]) -> list[InfoReport]:
+    """The reports still to be sent (drafts) of several runs in one query, the earliest due first.
+
+    The duty board shows what is due across every open run on each render; one query per run made the
+    page's cost grow with the number of runs.
+    """
+    if not run_ids:
+        return []
+    return list(session.execute(
+        select(InfoReport).where(InfoReport.run_id.in_(list(run_ids)), InfoReport.state == ReportState.DRAFT.value)
+        .order_by(InfoReport.due_at, InfoReport.id)).scalars())
 
 
 def get(session: Session, report_id: int, *, lock: bool = False) -> InfoReport | None:

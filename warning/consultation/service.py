@@ -107,6 +107,23 @@ def judgements(session: Session, consultation_id: int, *, current_only: bool = T
     return list(latest.values())
 
 
+def judged_departments(session: Session, consultation_ids: Iterable[int]) -> dict[int, set[str]]:
+    """The departments that have recorded a judgement, per consultation, in one query.
+
+    The duty board names the departments still missing for every waiting consultation on each render;
+    asking ``judgements`` once per consultation made that cost grow with the number waiting.
+    """
+    ids = list(consultation_ids)
+    out: dict[int, set[str]] = {i: set() for i in ids}
+    if not ids:
+        return out
+    for cid, department in session.execute(
+            select(Judgement.consultation_id, Judgement.department)
+            .where(Judgement.consultation_id.in_(ids)).distinct()):
+        out[int(cid)].add(str(department))
+    return out
+
+
 @dataclass
 class JudgementInput:
     department: str
