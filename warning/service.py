@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from config.errors import conflict, not_found
 from config.eventlog import record
 from warning import area as area_mod
 from warning.changes import Listener, WarningChange
@@ -162,6 +163,22 @@ def dismiss_item(session: Session, item: FeedItem, *, now: dt.datetime, actor: s
     item.resolved_by = actor
     record(session, now=now, action="feed_item.dismissed", entity_type="feed_item", entity_id=item.id,
            actor=actor, payload={"reason": item.reason, "note": note})
+
+
+def item_to_handle(session: Session, item_id: int) -> FeedItem:
+    """A quarantined (or dismissed) item, locked, for a reprocess or a dismissal.
+
+    The duty console acts on quarantined items like ``POST /feeds/items/{id}/reprocess`` and ``/dismiss``
+    do, but sits above this package and reads no table itself: it gets the item, or the same refusal
+    (404 unknown, 409 not in quarantine), from here.
+    """
+    item = session.get(FeedItem, item_id, with_for_update=True)
+    if item is None:
+        raise not_found("原始数据", "Feed item", item_id)
+    if item.state not in (FeedItemState.QUARANTINED.value, FeedItemState.DISMISSED.value):
+        raise conflict("not_quarantined", f"该条数据状态为 {item.state}，不在隔离区",
+                       f"Item is {item.state}, not quarantined")
+    return item
 
 
 # --------------------------------------------------------------------------- parse and place

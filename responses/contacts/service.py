@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from config.eventlog import record
@@ -333,3 +333,55 @@ def find_by_phone(session: Session, number: str) -> Contact | None:
     return session.execute(
         select(Contact).where((Contact.phone == e164) | (Contact.backup_phone == e164)).order_by(Contact.id).limit(1)
     ).scalar_one_or_none()
+
+
+# ---------------------------------------------------------------------------------------------- pages
+
+
+def search_contacts(session: Session, *, q: str | None = None, role: str | None = None,
+                    area_code: str | None = None, limit: int = 100, offset: int = 0) -> tuple[int, list[Contact]]:
+    """Contacts by name or number, role and area, with their duties, and how many match in all.
+
+    ``GET /contacts`` filters this way; the duty console's contacts page asks here instead of reading
+    the tables, so both find the same people for the same search.
+    """
+    stmt = select(Contact).options(selectinload(Contact.duties))
+    if q and q.strip():
+        like = f"%{q.strip()}%"
+        stmt = stmt.where(or_(Contact.name.like(like), Contact.phone.like(like)))
+    if role or area_code:
+        sub = select(Duty.contact_id)
+        if role:
+            sub = sub.where(Duty.role == role)
+        if area_code:
+            sub = sub.where(Duty.area_code == area_code)
+        stmt = stmt.where(Contact.id.in_(sub))
+    total = int(session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one())
+    rows = session.execute(stmt.order_by(Contact.id).limit(max(1, min(limit, 1000))).offset(max(0, offset))).scalars()
+    return total, list(rows)
+
+
+def site_names(session: Session, ids: Iterable[str]) -> dict[str, str]:
+    """Site id → name, so a monitor's duty is shown by the site's name rather than its number."""
+    wanted = sorted({i for i in ids if i})
+    if not wanted:
+        return {}
+    numbers = [int(i) for i in wanted if i.isdigit()]
+    rows = session.execute(select(HazardSite.id, HazardSite.name).where(HazardSite.id.in_(numbers))).all()
+    return {str(sid): str(name) for sid, name in rows}
+
+
+def import_report(session: Session, import_id: int) -> ImportReport | None:
+    """The report of an import already stored, read back from what was kept of it.
+
+    After an upload the console shows the report on a page of its own (so a reload does not send the
+    file again); the rows' problems are the ones ``import_contacts`` kept. How many contacts were
+    updated is not kept, so it reads 0.
+    """
+    imp = session.get(ContactImport, import_id)
+    if imp is None:
+        return None
+    errors = [RowError(int(e.get("row", 0)), str(e.get("field", "")), str(e.get("message", "")),
+                       str(e.get("message_en", ""))) for e in imp.errors or []]
+    return ImportReport(imp.id, imp.status, imp.rows_total, imp.rows_ok, contacts_added=imp.contacts_added,
+                        duties_added=imp.duties_added, errors=errors)

@@ -81,6 +81,25 @@ def save_plan_document(session: Session, *, hazard: str, source: str, fmt: str, 
     return doc, []
 
 
+def plan_source(session: Session, hazard: str) -> tuple[str, str] | None:
+    """The text of the plan in force, as an admin edits it, and its format (yaml, toml or json).
+
+    The console's edit form starts from the document ``current_plan`` reads: the newest edit as it was
+    written, or else the shipped default file with its comments. None for a hazard with no plan.
+    """
+    doc = latest_document(session, hazard)
+    if doc is not None and parse_text(doc.source, f"plan_document#{doc.id}", doc.format).plan is not None:
+        return doc.source, doc.format
+    try:
+        path = load_dir(DEFAULT_PLANS_DIR, require_all=False).sources.get(Hazard(hazard))
+    except ValueError:
+        return None
+    if path is None:
+        return None
+    suffix = Path(path).suffix.lstrip(".").lower()
+    return Path(path).read_text(encoding="utf-8"), "yaml" if suffix == "yml" else suffix
+
+
 # ---------------------------------------------------------------------------------------------- runs
 
 
