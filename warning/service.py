@@ -409,3 +409,47 @@ def enter_manual(
     w = session.get(Warning, placed.created[0])
     assert w is not None
     return outcome, w
+
+
+# --------------------------------------------------------------------------- for the console's pages
+
+
+def get_warning(session: Session, warning_id: int) -> Warning | None:
+    """One version by id, for pages that sit above this package and may not query its tables themselves."""
+    return session.get(Warning, warning_id)
+
+
+def recent_warnings(session: Session, *, limit: int = 100) -> list[Warning]:
+    """The heads of threads that are no longer active (ended, cancelled, held), newest first.
+
+    The warnings page lists these under the active ones, so a duty officer can still open what ended
+    an hour ago; ``active_warnings`` gives the others.
+    """
+    return list(session.execute(
+        select(Warning).where(Warning.state != WarningState.ACTIVE.value, Warning.superseded_by_id.is_(None))
+        .order_by(Warning.received_at.desc(), Warning.id.desc()).limit(limit)).scalars())
+
+
+def cap_document(session: Session, w: Warning, *, tz: dt.tzinfo | str) -> bytes:
+    """The warning as the CAP 1.2 document ``GET /warnings/{id}/cap`` serves, for a page that shows it.
+
+    A reference without its sent time gets it from the stored message it names, as CAP requires one;
+    the ORM object is not touched, so showing the document never writes.
+    """
+    from warning.cap_export import warning_to_cap
+
+    refs = []
+    for r in w.references or []:
+        if not r.get("sent"):
+            known = session.execute(select(Warning.sent).where(Warning.sender == r.get("sender"),
+                                                               Warning.identifier == r.get("identifier"))).scalar()
+            r = {**r, "sent": known.isoformat() if isinstance(known, dt.datetime) else None}
+        refs.append(r)
+
+    class _View:
+        references = refs
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(w, name)
+
+    return warning_to_cap(_View(), tz=tz)

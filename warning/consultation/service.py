@@ -285,3 +285,25 @@ def close_for_thread(session: Session, thread_id: int, *, reason: str, now: dt.d
         session.flush()
         closed.append(c)
     return closed
+
+
+def for_thread(session: Session, thread_id: int) -> list[Consultation]:
+    """Every consultation of a warning thread, the newest first: a warning's page shows them all."""
+    return list(session.execute(
+        select(Consultation).where(Consultation.thread_id == thread_id).order_by(Consultation.id.desc())).scalars())
+
+
+def recent(session: Session, *, limit: int = 100) -> list[Consultation]:
+    """The latest consultations whatever their state, for the list under the waiting ones."""
+    return list(session.execute(select(Consultation).order_by(Consultation.id.desc()).limit(limit)).scalars())
+
+
+def departments(session: Session) -> list[tuple[str, str, str]]:
+    """``(code, 中文名, English name)`` of every department one may invite, in the district list's order.
+
+    Pages show departments by name in the reader's language and post their codes.
+    """
+    from config.users import Department
+
+    rows = session.execute(select(Department.code, Department.name, Department.name_en).order_by(Department.id))
+    return [(str(code), str(name), str(name_en or name)) for code, name, name_en in rows]
