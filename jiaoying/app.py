@@ -27,6 +27,7 @@ from jiaoying.scheduler import build_scheduler
 from responses.audit import api as audit_api
 from responses.callouts import api as callout_api
 from responses.callouts import service as callout_service
+from responses.duty import api as duty_api
 from responses.measures import api as measure_api
 from responses.measures import service as measure_service
 from responses.messaging import webhooks
@@ -51,6 +52,7 @@ ROUTERS = [
     warning_api.warnings_router,
     measure_api.router,
     report_api.router,
+    duty_api.router,
     audit_api.router,
 ]
 

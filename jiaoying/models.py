@@ -5,6 +5,7 @@ from config.database import Base
 from geo import models as geo_models
 from responses.callouts import models as callout_models
 from responses.contacts import models as contacts_models
+from responses.duty import models as duty_models
 from responses.measures import models as measure_models
 from responses.messaging import models as messaging_models
 from responses.reports import models as info_report_models
@@ -15,5 +16,5 @@ from warning.consultation import models as consultation_models
 __all__ = [
     "Base", "counters", "eventlog", "messaging_models", "users", "warning_models", "consultation_models",
     "response_models", "contacts_models", "callout_models", "geo_models",
-    "measure_models", "info_report_models",
+    "measure_models", "info_report_models", "duty_models",
 ]

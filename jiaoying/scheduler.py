@@ -20,6 +20,7 @@ from config.runtime import Runtime
 from jiaoying import wiring
 from responses.callouts import jobs as callout_jobs
 from responses.callouts import service as callout_service
+from responses.duty import jobs as duty_jobs
 from responses.measures import jobs as measure_jobs
 from responses.messaging.sender import send_due
 from responses.reports import jobs as report_jobs
@@ -57,6 +58,11 @@ def job_specs(rt: Runtime) -> list[JobSpec]:
         JobSpec("supervision_sweep", response_jobs.supervision_sweep, max(tick, 30.0)),
         JobSpec("measures_sweep", measure_jobs.measures_sweep, max(tick, 15.0)),
         JobSpec("reports_sweep", report_jobs.reports_sweep, max(tick, 30.0)),
+        # Both duty jobs may run twice or on several instances (one handover per shift, flags keyed); neither
+        # needs every tick: a draft 30 minutes before a shift ends and a flag 30 minutes into the next one
+        # tolerate a minute's lag.
+        JobSpec("handover_sweep", duty_jobs.handover_sweep, max(tick, 30.0)),
+        JobSpec("roster_gap_sweep", duty_jobs.roster_gap_sweep, max(tick, 300.0)),
     ]
 
 

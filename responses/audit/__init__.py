@@ -6,7 +6,7 @@ the workbook — is computed from that dict, so the three files can never disagr
 Inside `responses/` imports point one way, down this order (a package imports only those below it;
 packages on one line are peers and do not import each other):
 
-    drill → audit → reports → measures → callouts → runs → messaging, contacts
+    drill → audit → duty → reports → measures → callouts → runs → messaging, contacts
 """
 
 from responses.audit.kpis import compute_kpis

@@ -3,5 +3,5 @@
 Inside `responses/` imports point one way, down this order (a package imports only those below it;
 packages on one line are peers and do not import each other):
 
-    drill → audit → reports → measures → callouts → runs → messaging, contacts
+    drill → audit → duty → reports → measures → callouts → runs → messaging, contacts
 """

@@ -1,7 +1,7 @@
 """The project's import rules, read from the source (ast): no circles anywhere, and every import points down.
 
 Top level: jiaoying → console → responses → warning → geo → config. Inside ``responses``:
-drill → audit → reports → measures → callouts → runs → messaging, contacts (the last two are peers).
+drill → audit → duty → reports → measures → callouts → runs → messaging, contacts (the last two are peers).
 Every import counts, a late one inside a function as much as one at the top of a file.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TOP = ["config", "geo", "warning", "responses", "console", "jiaoying"]  # lowest first
-RESPONSES = [{"messaging", "contacts"}, {"runs"}, {"callouts"}, {"measures"}, {"reports"}, {"audit"}, {"drill"}]
+RESPONSES = [{"messaging", "contacts"}, {"runs"}, {"callouts"}, {"measures"}, {"reports"}, {"duty"}, {"audit"}, {"drill"}]
 
 
 def modules() -> dict[str, Path]:
@@ -138,9 +138,9 @@ def test_imports_point_down() -> None:
 
 
 def test_the_order_is_written_where_a_newcomer_reads() -> None:
-    order = "drill → audit → reports → measures → callouts → runs → messaging, contacts"
+    order = "drill → audit → duty → reports → measures → callouts → runs → messaging, contacts"
     assert order in (ROOT / "README.md").read_text(encoding="utf-8")
-    for pkg in ("runs", "contacts", "messaging", "callouts", "measures", "reports", "audit", "drill"):
+    for pkg in ("runs", "contacts", "messaging", "callouts", "measures", "reports", "duty", "audit", "drill"):
         assert order in (ROOT / "responses" / pkg / "__init__.py").read_text(encoding="utf-8"), pkg
     assert not [p.name for p in (ROOT / "responses").glob("*.py") if p.name != "__init__.py"]
     assert not list((ROOT / "warning").glob("consultation_*.py"))

@@ -47,9 +47,10 @@ def _shift_order(err: dict[str, Any]) -> bool:
 
 
 # Rules the document states in words because JSON Schema cannot: what a file or a plan document must contain,
-# which rows a reference must name (data, not schema), that a polygon must not cross itself, and that a shift
-# ends after it starts. A schema-valid request refused by one of them, in its documented status and shape, is
-# the server keeping its word; every other refusal of a schema-valid request fails the test.
+# which rows a reference must name (data, not schema), that a polygon must not cross itself, that a shift ends
+# after it starts, and which times a duty log takes. A schema-valid request refused by one of them, in its
+# documented status and shape, is the server keeping its word; every other refusal of a schema-valid request
+# fails the test.
 RULES_IN_WORDS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "POST /contacts/import": lambda e: e["code"] in ("bad_file", "import_rejected"),
     "POST /responses/roster/import": lambda e: e["code"] == "bad_roster_file",
@@ -60,6 +61,11 @@ RULES_IN_WORDS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "POST /geo/match": lambda e: e["code"] in ("bad_geometry", "bad_target"),
     "POST /warnings/manual": lambda e: e["code"] == "invalid_area",
     "POST /responses/roster/shifts": lambda e: e["code"] == "validation_error" and _shift_order(e),
+    # a log entry is back-dated within its shift only; a log view is one shift, one day or one from/to window
+    "POST /duty/log": lambda e: e["code"] == "time_out_of_range",
+    "GET /duty/log": lambda e: e["code"] == "bad_window",
+    "GET /duty/log.xlsx": lambda e: e["code"] == "bad_window",
+    "GET /duty/log.html": lambda e: e["code"] == "bad_window",
 }
 
 

@@ -1,0 +1,11 @@
+"""Duty (值班): the duty log (值班日志), shift handover (交接班) and roster gaps. May import: reports, measures,
+callouts, runs, messaging, contacts.
+
+Inside `responses/` imports point one way, down this order (a package imports only those below it;
+packages on one line are peers and do not import each other):
+
+    drill → audit → duty → reports → measures → callouts → runs → messaging, contacts
+
+A lower package that must react to a higher one's event takes a listener (``responses.runs.service.follow``),
+registered by the wiring in ``jiaoying/wiring.py``; it never imports the higher package.
+"""
