@@ -1,1 +1,359 @@
-// The live stream, the alarm and the reconnect sign (see console/live.py).
+// The live console (see console/live.py): the change stream, the page and the alarm banners kept fresh, the
+// alarm sound, and the sign that the server is lost. Every request goes to this origin; no inline script.
+(function () {
+  "use strict";
+  if (!window.EventSource || !window.fetch || !window.DOMParser || !document.getElementById("main")) { return; }
+
+  var body = document.body;
+  var main = document.getElementById("main");
+  var alarmsBox = document.getElementById("alarms");
+  var linkState = document.getElementById("link-state");
+  var STALL_MS = 40000;       // the server sends something at least every 15 s
+  var DEBOUNCE_MS = 300;      // changes come in bursts: one refresh for the burst
+  var MIN_GAP_MS = 1000;      // and not more than one a second while a fan-out writes thousands of rows
+  var MAX_BACKOFF_MS = 10000;
+  var LOST_AFTER_MS = 1500;   // a stream the server ends itself is back well within this: no flicker
+  var KEEP = ["clock"];       // elements the page's own script holds on to (the board's ticking clock)
+  var words = {};             // from the alarms fragment, in the page's language
+  var leaving = false;
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  function get(url) {
+    return fetch(url, { credentials: "same-origin", cache: "no-store", headers: { "Accept": "text/html" } });
+  }
+
+  // ------------------------------------------------------------------ the alarm sound (Web Audio, no file)
+
+  var siren = (function () {
+    var ctx = null, timer = null, current = null, wanted = false;
+
+    function context() {
+      if (!ctx) {
+        var Ctor = window.AudioContext || window.webkitAudioContext;
+        if (!Ctor) { return null; }
+        ctx = new Ctor();
+        ctx.onstatechange = update;
+      }
+      return ctx;
+    }
+
+    // One cycle of a two-tone siren (high, low, high, low), about 1.6 s, then a pause.
+    function cycle() {
+      if (!ctx || ctx.state !== "running") { return; }
+      var t = ctx.currentTime + 0.02, osc = ctx.createOscillator(), gain = ctx.createGain();
+      osc.type = "square";
+      for (var i = 0; i < 4; i++) { osc.frequency.setValueAtTime(i % 2 ? 650 : 960, t + i * 0.4); }
+      gain.gain.setValueAtTime(0.0001, t);
+      gain.gain.exponentialRampToValueAtTime(0.2, t + 0.03);
+      gain.gain.setValueAtTime(0.2, t + 1.55);
+      gain.gain.exponentialRampToValueAtTime(0.0001, t + 1.6);
+      osc.connect(gain);
+      gain.connect(ctx.destination);
+      osc.start(t);
+      osc.stop(t + 1.62);
+      current = osc;
+      osc.onended = function () { if (current === osc) { current = null; } };
+    }
+
+    function update() {
+      var state = !wanted ? "silent" : (ctx && ctx.state === "running" ? "sounding" : "blocked");
+      body.dataset.alarm = state;
+      Array.prototype.forEach.call(document.querySelectorAll("[data-alarm-sound]"), function (b) {
+        b.hidden = state !== "blocked";
+      });
+      if (state === "sounding" && !timer) {
+        cycle();
+        timer = window.setInterval(cycle, 2500);
+      } else if (state !== "sounding" && timer) {
+        window.clearInterval(timer);
+        timer = null;
+        if (current) { try { current.stop(); } catch (e) { /* already ended */ } current = null; }
+      }
+    }
+
+    // Browsers may keep audio suspended until the user does something: then the banner offers a button.
+    function unlock() {
+      var c = context();
+      if (c && c.state !== "running" && c.resume) { c.resume().then(update, update); }
+      update();
+    }
+
+    function want(on) {
+      wanted = on;
+      if (on) { unlock(); } else { update(); }
+    }
+
+    return { want: want, unlock: unlock };
+  }());
+
+  document.addEventListener("click", function (ev) {
+    var t = ev.target;
+    if (t && t.closest && t.closest("[data-alarm-sound]")) { siren.unlock(); }
+  });
+  // Any first gesture on the page allows the sound from then on, so an alarm at 3 a.m. is heard at once.
+  ["pointerdown", "keydown"].forEach(function (type) {
+    document.addEventListener(type, function () { siren.unlock(); }, { capture: true, passive: true });
+  });
+
+  // ------------------------------------------------------------------ alarm banners
+
+  var lastAlarms = null;
+
+  function renderAlarms(html) {
+    if (!alarmsBox) { return; }
+    if (html !== lastAlarms) {          // unchanged banners are left alone: no second announcement
+      lastAlarms = html;
+      alarmsBox.innerHTML = html;
+    }
+    var list = alarmsBox.querySelector(".alarm-list");
+    if (list) { words.refresh = list.getAttribute("data-refresh-text") || words.refresh; }
+    var count = list ? parseInt(list.getAttribute("data-count"), 10) || 0 : 0;
+    siren.want(count > 0);
+    if (pending) { showNotice(); }
+  }
+
+  function refreshAlarms() {
+    if (!alarmsBox) { return Promise.resolve(); }
+    return get("/console/alarms?next=" + encodeURIComponent(window.location.pathname)).then(function (resp) {
+      if (resp.status === 401) { return loggedOut(); }
+      if (!resp.ok) { return; }
+      return resp.text().then(renderAlarms);
+    });
+  }
+
+  // Acknowledge without leaving the page (a form being filled in stays as it is); without this script the
+  // form posts normally and comes back to the same page.
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    if (ev.defaultPrevented || !form || !form.hasAttribute || !form.hasAttribute("data-alarm-ack")) { return; }
+    ev.preventDefault();
+    var button = form.querySelector("button[type=submit]");
+    if (button) { button.disabled = true; }
+    fetch(form.getAttribute("action"), {
+      method: "POST", credentials: "same-origin", redirect: "manual",
+      headers: { "X-CSRF-Token": csrfToken(), "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams(new FormData(form)).toString()
+    }).then(function (resp) {
+      if (resp.type === "opaqueredirect" || resp.ok) { return refreshAlarms(); }
+      form.submit();                     // refused: the normal post shows the page that says why
+    }).catch(function () {
+      if (button) { button.disabled = false; }
+    });
+  });
+
+  // ------------------------------------------------------------------ the page's own content
+
+  var pending = false, notice = null;
+
+  function dirty(form) {
+    var els = form.elements;
+    for (var i = 0; i < els.length; i++) {
+      var el = els[i], type = (el.type || "").toLowerCase();
+      if (type === "checkbox" || type === "radio") {
+        if (el.checked !== el.defaultChecked) { return true; }
+      } else if (el.tagName === "SELECT") {
+        for (var j = 0; j < el.options.length; j++) {
+          var opt = el.options[j];
+          var byDefault = opt.defaultSelected || (!el.multiple && j === 0 && !Array.prototype.some.call(
+            el.options, function (o) { return o.defaultSelected; }));
+          if (opt.selected !== byDefault) { return true; }
+        }
+      } else if (type !== "hidden" && type !== "submit" && type !== "button" && "defaultValue" in el) {
+        if (el.value !== el.defaultValue) { return true; }
+      }
+    }
+    return false;
+  }
+
+  // Someone is filling in a form on this page: its content must not change under their hands.
+  function typing() {
+    var active = document.activeElement;
+    var forms = main.querySelectorAll("form");
+    for (var i = 0; i < forms.length; i++) {
+      if (forms[i].contains(active) || dirty(forms[i])) { return true; }
+    }
+    return false;
+  }
+
+  function showNotice() {
+    if (!words.refresh) { return; }      // shown once the words have come with the alarms fragment
+    if (!notice) {
+      notice = document.createElement("button");
+      notice.type = "button";
+      notice.id = "live-notice";
+      notice.className = "live-notice";
+      notice.setAttribute("data-testid", "live-notice");
+      notice.addEventListener("click", function () { refreshPage(true); });
+      main.parentNode.insertBefore(notice, main);
+    }
+    notice.textContent = "↻ " + words.refresh;
+    notice.hidden = false;
+  }
+
+  function hideNotice() {
+    pending = false;
+    if (notice) { notice.hidden = true; }
+  }
+
+  function pathOf(el) {
+    var path = [];
+    while (el && el !== main) {
+      if (!el.parentNode) { return null; }
+      path.unshift(Array.prototype.indexOf.call(el.parentNode.children, el));
+      el = el.parentNode;
+    }
+    return el === main ? path : null;
+  }
+
+  function swapMain(fresh) {
+    var x = window.scrollX, y = window.scrollY;
+    var active = document.activeElement, focusPath = pathOf(active), tag = active && active.tagName;
+    var incoming = document.importNode(fresh, true);
+    KEEP.forEach(function (id) {
+      var old = document.getElementById(id), neu = incoming.querySelector("#" + id);
+      if (old && neu && main.contains(old)) {
+        Array.prototype.forEach.call(neu.attributes, function (a) { old.setAttribute(a.name, a.value); });
+        neu.parentNode.replaceChild(old, neu);
+      }
+    });
+    while (main.firstChild) { main.removeChild(main.firstChild); }
+    while (incoming.firstChild) { main.appendChild(incoming.firstChild); }
+    if (focusPath && focusPath.length) {
+      var el = main;
+      for (var i = 0; el && i < focusPath.length; i++) { el = el.children[focusPath[i]]; }
+      if (el && el.tagName === tag && el.focus) { el.focus({ preventScroll: true }); }
+    }
+    window.scrollTo(x, y);
+  }
+
+  function adoptToken(doc) {
+    var meta = doc.querySelector('meta[name="csrf-token"]');
+    var token = meta && meta.getAttribute("content");
+    if (!token || token === csrfToken()) { return; }
+    document.querySelector('meta[name="csrf-token"]').setAttribute("content", token);
+    Array.prototype.forEach.call(document.querySelectorAll('input[name="csrf_token"]'), function (i) {
+      i.value = token;
+    });
+  }
+
+  function refreshPage(force) {
+    if (!force && typing()) { pending = true; showNotice(); return Promise.resolve(); }
+    return get(window.location.pathname + window.location.search).then(function (resp) {
+      if (resp.redirected && new URL(resp.url).pathname === "/login") { return loggedOut(); }
+      if (!resp.ok) { return; }
+      return resp.text().then(function (html) {
+        if (!force && typing()) { pending = true; showNotice(); return; }
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var fresh = doc.getElementById("main");
+        if (!fresh) { return; }
+        swapMain(fresh);
+        adoptToken(doc);
+        if (doc.title) { document.title = doc.title; }
+        hideNotice();
+      });
+    });
+  }
+
+  // A form left untouched again: what was held back is shown.
+  main.addEventListener("focusout", function () {
+    window.setTimeout(function () { if (pending && !typing()) { schedule(true); } }, 50);
+  });
+
+  var timer = null, busy = false, again = false, lastRun = 0;
+
+  function schedule(soon) {
+    if (timer) { return; }
+    if (busy) { again = true; return; }
+    var wait = soon ? 0 : Math.max(DEBOUNCE_MS, MIN_GAP_MS - (Date.now() - lastRun));
+    timer = window.setTimeout(run, wait);
+  }
+
+  function run() {
+    timer = null;
+    busy = true;
+    lastRun = Date.now();
+    var done = function () {
+      busy = false;
+      if (again) { again = false; schedule(false); }
+    };
+    Promise.all([refreshAlarms(), refreshPage(false)]).then(done, done);
+  }
+
+  function loggedOut() {
+    if (!leaving) { leaving = true; window.location.assign("/login"); }
+  }
+
+  // ------------------------------------------------------------------ the stream and the lost-server sign
+
+  var source = null, lastHeard = Date.now(), backoff = 1000, reopenTimer = null, wasLost = false, lostTimer = null;
+
+  function setLive(state) {
+    body.dataset.live = state;
+    if (linkState) { linkState.hidden = state !== "lost"; }
+  }
+
+  function lost() {
+    if (leaving) { return; }
+    wasLost = true;
+    setLive("lost");
+  }
+
+  function maybeLost() {
+    wasLost = true;   // whatever happens next, the page catches up once the stream is back
+    if (!lostTimer) { lostTimer = window.setTimeout(function () { lostTimer = null; lost(); }, LOST_AFTER_MS); }
+  }
+
+  function connect() {
+    reopenTimer = null;
+    if (source) { source.close(); }
+    lastHeard = Date.now();
+    source = new EventSource("/console/events");
+    source.addEventListener("open", function () {
+      if (lostTimer) { window.clearTimeout(lostTimer); lostTimer = null; }
+      lastHeard = Date.now();
+      backoff = 1000;
+      setLive("open");
+      if (wasLost) { wasLost = false; schedule(true); }   // whatever happened meanwhile
+    });
+    source.addEventListener("change", function () { lastHeard = Date.now(); schedule(false); });
+    source.addEventListener("ping", function () { lastHeard = Date.now(); });
+    source.addEventListener("error", function () {
+      if (!source || source.readyState === EventSource.OPEN) { return; }
+      maybeLost();
+      if (source.readyState === EventSource.CLOSED) { reopen(); }   // the browser gave up: start again
+    });
+  }
+
+  function reopen() {
+    if (reopenTimer || leaving) { return; }
+    if (source) { source.close(); }
+    reopenTimer = window.setTimeout(function () {
+      // a closed stream may mean the session ended: then the login page, not endless retries
+      get("/console/alarms").then(function (resp) {
+        if (resp.status === 401) { loggedOut(); } else { connect(); }
+      }, connect);
+    }, backoff);
+    backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+  }
+
+  // A connection can die without an error (a sleeping laptop, a proxy): silence is a lost server too.
+  window.setInterval(function () {
+    if (!reopenTimer && Date.now() - lastHeard > STALL_MS) { lost(); reopen(); }
+  }, 5000);
+
+  window.addEventListener("pagehide", function () {
+    leaving = true;
+    if (source) { source.close(); }
+  });
+  window.addEventListener("pageshow", function (ev) {   // back from the browser's page cache: listen again
+    if (ev.persisted) { leaving = false; wasLost = true; connect(); }
+  });
+
+  body.dataset.alarm = "silent";
+  refreshAlarms().catch(function () { /* the stream's first change tries again */ });
+  connect();
+}());
