@@ -9,6 +9,10 @@ A drill also names the warning threads it fed (``warning_threads``): a warning t
 response is still reported, with its consultation, and a finding (``findings``) says why nothing
 started. A report with no runs has empty run, callout, measure and report tables, and its KPIs
 follow their definitions: counts 0, times and rates null.
+
+``shifts`` (added to the fixed keys, which stay) lists the duty shifts the runs crossed: who was on duty,
+the handover the shift wrote (signed and acknowledged by whom and when, late or not) and its duty log, the
+officers' entries and the system's, so an audit can follow the response across a change of shift.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
@@ -24,8 +29,9 @@ from config.eventlog import Event, verify
 from config.users import Department
 from responses.audit.findings import Finding, PlanLevel, no_response_finding
 from responses.audit.kpis import compute_kpis, missed
-from responses.audit.shape import SCHEMA, VALUE_ZH, iso, township_of
+from responses.audit.shape import SCHEMA, VALUE_ZH, iso, parse_iso, township_of
 from responses.callouts.models import Answer, Callout, Escalation
+from responses.duty.handovers import shifts_crossed
 from responses.measures.models import MeasureOrder
 from responses.reports.models import InfoReport
 from responses.runs.models import ResponseRun
@@ -220,6 +226,9 @@ def build_report(
     } for r in (session.execute(select(InfoReport).where(InfoReport.run_id.in_(run_id_list))
                                 .order_by(InfoReport.due_at, InfoReport.id)).scalars() if runs else [])]
 
+    # -- the shifts the runs crossed: who was on duty, the handover, the duty log
+    shifts = _shifts(session, runs, warnings, as_of=as_of, tz=tz)
+
     # -- the event log: proof it is intact, and the entries this report rests on
     scope: dict[str, set[str]] = {
         "warning": {str(v.id) for v in versions},
@@ -228,6 +237,8 @@ def build_report(
         "callout": {str(i) for i in ids},
         "measure_order": {str(m["id"]) for m in measures},
         "info_report": {str(r["id"]) for r in reports},
+        "handover": {str(sh["handover"]["id"]) for sh in shifts if sh["handover"]},
+        "duty_log_entry": {str(e["id"]) for sh in shifts for e in sh["log"] if not e["system"]},
     }
     events = _events_in_scope(session, scope)
     check = verify(session)
@@ -253,6 +264,7 @@ def build_report(
         "escalations": escalations,
         "measures": measures,
         "reports": reports,
+        "shifts": shifts,
         "events": [{"seq": e.seq, "at": t(e.at), "action": e.action, "entity_type": e.entity_type,
                     "entity_id": e.entity_id, "actor": e.actor} for e in events],
     }
@@ -261,6 +273,42 @@ def build_report(
     report["findings"] = [f.as_dict() for f in _why_no_response(session, quiet, by_thread, consults, as_of, tz)]
     report["findings"] += [f.as_dict() for f in extra_findings]
     return report
+
+
+def _shifts(session: Session, runs: Sequence[ResponseRun], warnings: Sequence[dict[str, Any]], *,
+            as_of: dt.datetime, tz: dt.tzinfo) -> list[dict[str, Any]]:
+    """Each shift a run crossed (from its start to its close, or ``as_of``), with its people, its handover and its
+    log (the officers' entries and the system's); with no run, the shifts from the first warning to ``as_of``."""
+    windows = [(r.started_at, r.closed_at or as_of) for r in runs]
+    if not windows and warnings:
+        received = [when for w in warnings if (when := parse_iso(w.get("received_at"))) is not None]
+        windows = [(min(received), as_of)] if received else []
+    if not windows:
+        return []
+    zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(_tz_name(tz))
+
+    def t(v: dt.datetime | None) -> str | None:
+        return iso(v, tz)
+
+    out = []
+    for sh in shifts_crossed(session, windows, as_of=as_of, tz=zone):
+        h = sh["handover"]
+        out.append({
+            "id": sh["id"], "label": sh["label"], "starts_at": t(sh["starts_at"]), "ends_at": t(sh["ends_at"]),
+            "leader": sh["leader"], "officers": sh["officers"],
+            "handover": None if h is None else {
+                "id": h["id"], "state": h["state"], "state_zh": h["state_zh"], "text": h["text"], "edited": h["edited"],
+                "drafted_at": t(h["drafted_at"]), "drafted_by": h["drafted_by"], "signed_by": h["signed_by"],
+                "signed_at": t(h["signed_at"]), "sign_late": h["sign_late"], "ack_due_at": t(h["ack_due_at"]),
+                "acknowledged_by": h["acknowledged_by"], "acknowledged_at": t(h["acknowledged_at"]),
+                "ack_note": h["ack_note"], "late": h["late"], "flagged_at": t(h["flagged_at"]),
+                "next_shift_id": h["next_shift_id"]},
+            "log": [{"id": e["id"], "system": e["system"], "event_seq": e["event_seq"], "at": t(e["at"]),
+                     "kind": e["kind"], "kind_zh": e["kind_zh"], "text": e["text"], "source": e["source"],
+                     "for_handover": e["for_handover"], "run_id": e["run_id"], "warning_id": e["warning_id"]}
+                    for e in sh["log"]],
+        })
+    return out
 
 
 def _why_no_response(session: Session, threads: Sequence[int], by_thread: dict[int, list[Warning]],

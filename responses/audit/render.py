@@ -21,7 +21,19 @@ from markupsafe import Markup
 from responses.audit.charts import answer_distribution_svg, timeline_svg
 from responses.audit.findings import CODES
 from responses.audit.kpis import township_answer_stats
-from responses.audit.shape import KPI_KEYS, KPI_ZH, NESTED, TABLES, VALUE_ZH, Column, parse_iso
+from responses.audit.shape import (
+    KPI_KEYS,
+    KPI_ZH,
+    NESTED,
+    SHIFT_LOG,
+    SHIFTS,
+    TABLES,
+    VALUE_ZH,
+    Column,
+    parse_iso,
+    shift_log_rows,
+    shift_rows,
+)
 
 _env = Environment(loader=PackageLoader("responses.audit", "templates"), autoescape=select_autoescape(["html", "j2"]),
                    trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
@@ -78,6 +90,15 @@ def render_html(report: Mapping[str, Any]) -> str:
         rows = [(p.get("id"), child) for p in report.get(parent) or [] for child in p.get(field) or []]
         nested.append({"key": key, "title": title, "columns": columns,
                        "rows": [[str(pid)] + [display(r.get(c.key), c) for c in columns] for pid, r in rows]})
+    log_columns = SHIFT_LOG[1][1:]  # the shift is the block's heading
+    shifts = [{
+        "id": sh.get("id"), "title": _shift_title(sh), "leader": sh.get("leader"),
+        "officers": "、".join(sh.get("officers") or []) or "—", "handover": sh.get("handover"),
+        "handover_times": {k: display((sh.get("handover") or {}).get(k), Column(k, k, "time"))
+                           for k in ("drafted_at", "signed_at", "ack_due_at", "acknowledged_at")},
+        "log_columns": log_columns,
+        "log": [([display(e.get(c.key), c) for c in log_columns], e) for e in sh.get("log") or []],
+    } for sh in report.get("shifts") or []]
     template = _env.get_template("report.html.j2")
     return template.render(
         report=report,
@@ -90,7 +111,15 @@ def render_html(report: Mapping[str, Any]) -> str:
         level_zh=VALUE_ZH["level"],
         findings=[{**f, "title": CODES.get(f.get("code", ""), (f.get("code"), f.get("code")))}
                   for f in report.get("findings") or []],
+        shifts=shifts,
+        has_shifts="shifts" in report,
     )
+
+
+def _shift_title(sh: Mapping[str, Any]) -> str:
+    when = Column("t", "t", "time")
+    span = f"{display(sh.get('starts_at'), when)} 至 {display(sh.get('ends_at'), when)}"
+    return f"{sh.get('label')}（{span}）" if sh.get("label") else span
 
 
 def _xlsx_text(value: Any) -> Any:
@@ -171,6 +200,9 @@ def write_xlsx(report: Mapping[str, Any], path: Path | IO[bytes]) -> None:
         rows = [[p.get("id")] + [_cell(child.get(c.key), c) for c in columns]
                 for p in report.get(parent) or [] for child in p.get(field) or []]
         sheets.append((title, (parent_col, *columns), rows))
+    if "shifts" in report:
+        for (title, columns), rows in ((SHIFTS, shift_rows(report)), (SHIFT_LOG, shift_log_rows(report))):
+            sheets.append((title, columns, [[_cell(r.get(c.key), c) for c in columns] for r in rows]))
     for title, columns, rows in sheets:
         sheet = wb.create_sheet(title)
         sheet.append([c.zh for c in columns])

@@ -8,8 +8,9 @@ Every time is ISO 8601 with the display zone's offset (e.g. ``2026-07-20T02:00:0
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 SCHEMA = "jiaoying.audit-report/1"
 
@@ -81,6 +82,39 @@ NESTED: dict[str, tuple[str, str, str, tuple[Column, ...]]] = {
         ("department", "部门"), ("at", "研判时间", "time"), ("level", "研判等级"), ("late", "超时", "bool"),
     )),
 }
+
+# The duty shifts the runs crossed (``report["shifts"]``): one row per shift with its handover, and the shifts'
+# duty logs on a sheet of their own. Not among ``TABLES``: a report of the fixed shape may lack the key.
+SHIFTS: tuple[str, tuple[Column, ...]] = ("值班交接", _cols(
+    ("id", "班次编号", "int"), ("label", "班次"), ("starts_at", "开始时间", "time"), ("ends_at", "结束时间", "time"),
+    ("leader", "带班领导"), ("officers", "值班员", "list"), ("handover_state", "交接状态"),
+    ("signed_by", "交班签字"), ("signed_at", "签字时间", "time"), ("acknowledged_by", "接班确认"),
+    ("acknowledged_at", "确认时间", "time"), ("ack_due_at", "确认时限", "time"), ("late", "确认超时", "bool"),
+    ("handover_text", "交接内容"),
+))
+SHIFT_LOG: tuple[str, tuple[Column, ...]] = ("值班日志", _cols(
+    ("shift_id", "班次编号", "int"), ("at", "时间", "time"), ("kind_zh", "类型"), ("text", "内容"),
+    ("source", "来源/记录人"), ("for_handover", "交接", "bool"),
+))
+
+
+def shift_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``report["shifts"]`` flattened to the columns of ``SHIFTS`` (a shift without a handover has blanks)."""
+    out = []
+    for sh in report.get("shifts") or []:
+        h = sh.get("handover") or {}
+        out.append({**sh, "handover_state": h.get("state_zh") or ("未起草" if not h else h.get("state")),
+                    "signed_by": h.get("signed_by"), "signed_at": h.get("signed_at"),
+                    "acknowledged_by": h.get("acknowledged_by"), "acknowledged_at": h.get("acknowledged_at"),
+                    "ack_due_at": h.get("ack_due_at"), "late": h.get("late") if h else None,
+                    "handover_text": h.get("text")})
+    return out
+
+
+def shift_log_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every shift's log entries, in shift order, each with its shift's id."""
+    return [{**e, "shift_id": sh.get("id")} for sh in report.get("shifts") or [] for e in sh.get("log") or []]
+
 
 KPI_KEYS: tuple[str, ...] = (
     "warning_to_first_call_s", "callouts", "answered", "answered_in_time", "answer_rate_in_time",

@@ -2,7 +2,8 @@
 
 The runner plays the *people* of the scenario — the source that sends the feeds, the departments
 that judge, the leader who decides and later closes the run, the responsible people who answer and
-carry out measures — and lets the *system* do everything else through its own scheduled jobs, handed
+carry out measures, the duty officers who write the duty log and sign and acknowledge the handover at a
+change of shift — and lets the *system* do everything else through its own scheduled jobs, handed
 in by the caller (the composition root knows them; this module does not). The clock jumps from one
 due moment to the next: the scenario's own times, and the deadlines the system keeps in its tables
 (callout next actions, consultation deadlines, measure and report deadlines, outbox retries, warning
@@ -120,7 +121,8 @@ def make_safe(rt: Runtime, scenario: Scenario) -> FakeNotifier:
 
 
 def prepare(session: Session, loaded: LoadedScenario, *, now: dt.datetime, tz: dt.tzinfo) -> None:
-    """The people of the drill: its contacts (or the region's demo list) and a shift with a leader on duty."""
+    """The people of the drill: its contacts (or the region's demo list) and its roster — the scenario's, or
+    else one shift with a leader on duty covering the whole drill."""
     from responses.contacts import service as contacts_service
     from responses.contacts.models import Contact, Duty
     from responses.contacts.roster import Person, ShiftSpec
@@ -136,7 +138,12 @@ def prepare(session: Session, loaded: LoadedScenario, *, now: dt.datetime, tz: d
                              f"contacts file {s.contacts} has errors: {report.errors[:3]}")
     else:
         contacts_service.seed_demo_contacts(session, now=now, tz=tz)
-    if on_duty(session, now).leader is None:
+    for shift in s.roster:  # the scenario's own roster, as it would be imported
+        upsert_shift(session, ShiftSpec(
+            starts_at=shift.start, ends_at=shift.end, label=shift.label,
+            leader=Person(shift.leader.name, shift.leader.phone) if shift.leader else None,
+            officers=[Person(p.name, p.phone) for p in shift.officers]), roster_id=None, actor=ACTOR, now=now)
+    if not s.roster and on_duty(session, now).leader is None:
         leader = session.execute(
             select(Contact).join(Duty, Duty.contact_id == Contact.id).where(Duty.role == "district_leader")
             .order_by(Contact.id).limit(1)).scalar_one_or_none()
@@ -192,6 +199,7 @@ class Players:
         self.dept_codes: dict[str, str] = {}  # department as the scenario names it → its code
         self.expired_inputs: list[ExpiredInput] = []
         self.input_findings: list[Finding] = []  # inputs that produced no warning at all
+        self.logged: set[int] = set()  # duty log entries written
 
     def note(self, now: dt.datetime, text: str) -> None:
         self.log.append((now.astimezone(self.rt.settings.tz).isoformat(timespec="seconds"), text))
@@ -209,7 +217,17 @@ class Players:
                 self.fed.add(i)
             else:
                 upcoming.append(at)
-        for step in (self._judgements, self._decisions, self._answers, self._measures, self._close_runs):
+        for i, entry in enumerate(self.s.duty_log):
+            at = self.s.start + entry.at
+            if i in self.logged:
+                continue
+            if at <= now:
+                self._write_log(i, now)
+                self.logged.add(i)
+            else:
+                upcoming.append(at)
+        for step in (self._judgements, self._decisions, self._answers, self._measures, self._close_runs,
+                     self._handovers):
             with session_scope(self.rt.session_factory) as session:
                 upcoming += step(session, now)
         return upcoming
@@ -411,6 +429,65 @@ class Players:
         return []
 
 
+    def _write_log(self, i: int, now: dt.datetime) -> None:
+        """The officer on duty writes the scenario's entry (an officer of the shift, else its leader)."""
+        from responses.contacts.roster_service import on_duty
+        from responses.duty import service as duty_service
+
+        entry = self.s.duty_log[i]
+        with session_scope(self.rt.session_factory) as session:
+            duty = on_duty(session, now)
+            who = duty.officers[0].name if duty.officers else (duty.leader.name if duty.leader else "值班员")
+            duty_service.write_entry(session, kind=entry.kind, text=entry.text, from_name=entry.from_name,
+                                     from_unit=entry.from_unit, from_phone=entry.from_phone,
+                                     for_handover=entry.for_handover, actor=DUTY_OFFICER, author_name=who, now=now)
+        self.note(now, f"值班日志（{who}）：{entry.text}")
+
+    def _handovers(self, session: Session, now: dt.datetime) -> list[dt.datetime]:
+        """The outgoing officer signs before the shift ends (drafting it if the scheduler has not yet); the
+        incoming one acknowledges after the next shift begins."""
+        from responses.contacts.models import Shift
+        from responses.duty import handovers
+        from responses.duty.service import next_shift, people
+
+        rule = self.s.behaviour.handover
+        if rule is None:
+            return []
+        upcoming: list[dt.datetime] = []
+        tz = self.rt.settings.tz
+        ending = select(Shift).where(Shift.ends_at > self.s.start).order_by(Shift.starts_at, Shift.id)
+        for shift in session.execute(ending).scalars().all():  # shifts that end during (or after) the drill
+            h = handovers.for_shift(session, shift.id)
+            if rule.sign_before_end is not None and (h is None or h.state == "draft"):
+                due = _aware(shift.ends_at) - rule.sign_before_end
+                if due > now:
+                    upcoming.append(due)
+                elif ("sign", shift.id, "") not in self.given_up:
+                    leader, officers = people(session, shift)
+                    who = officers[0] if officers else (leader or "值班员")
+                    try:
+                        if h is None:
+                            h, _ = handovers.draft(session, shift, actor=DUTY_OFFICER, now=now, tz=tz)
+                        handovers.sign(session, h, actor=DUTY_OFFICER, name=who, now=now)
+                        self.note(now, f"交班签字：{who}")
+                    except Exception as exc:  # e.g. a shift not begun: the drill records it and goes on
+                        self.given_up.add(("sign", shift.id, ""))
+                        self.note(now, f"交班签字未能完成：{exc}")
+            if rule.acknowledge_after_start is not None and h is not None and h.state == "signed":
+                nxt = next_shift(session, shift)
+                if nxt is None:
+                    continue
+                due = max(_aware(nxt.starts_at), _aware(h.signed_at or now)) + rule.acknowledge_after_start
+                if due > now:
+                    upcoming.append(due)
+                    continue
+                leader, officers = people(session, nxt)
+                who = officers[0] if officers else (leader or "值班员")
+                handovers.acknowledge(session, h, actor=DUTY_OFFICER, name=who, now=now)
+                self.note(now, f"接班确认：{who}")
+        return upcoming
+
+
 def _aware(when: dt.datetime) -> dt.datetime:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
@@ -435,6 +512,7 @@ def _measure_report(m: Any) -> dict[str, Any]:
 def system_due_times(session: Session, now: dt.datetime) -> list[dt.datetime]:
     """The next deadline each domain keeps in its tables (only those after ``now``)."""
     from responses.callouts.models import Callout
+    from responses.duty import handovers
     from responses.measures.models import MeasureOrder
     from responses.messaging.models import OutboxMessage
     from responses.reports.models import InfoReport
@@ -459,6 +537,9 @@ def system_due_times(session: Session, now: dt.datetime) -> list[dt.datetime]:
         v = session.execute(q).scalar()
         if v is not None:
             out.append(v if v.tzinfo else v.replace(tzinfo=dt.UTC))
+    duty_due = handovers.next_due(session, now)  # a handover to draft, an unacknowledged one to flag
+    if duty_due is not None:
+        out.append(duty_due)
     return out
 
 

@@ -8,9 +8,14 @@ reported with its line, its field path and a Chinese and English message — all
     start: 2026-07-20T02:00:00+08:00    # virtual start (with its offset)
     duration: 6h                         # virtual length
     contacts: contacts.csv               # optional; default: the region's demo contacts
+    roster:                              # optional duty shifts (absolute times); default: one drill shift
+      - {start: 2026-07-19T20:00:00+08:00, end: 2026-07-20T08:00:00+08:00, label: 夜班,
+         leader: {name: 张带班, phone: "+8613900000101"}, officers: [{name: 李值班}]}
     events:                              # inputs at virtual times (paths relative to this file)
       - at: 0m
         feed: {format: cap, file: red-rainstorm.xml}
+    duty_log:                            # optional entries the officer on duty writes
+      - {at: 20m, kind: call, text: 建设路积水, from_unit: 东街街道, for_handover: true}
     behaviour:
       answers:                           # first matching rule wins
         - match: {area: "140502101201"}  # area code or prefix; or {role: grid_worker}; or {phone: "+86…"}
@@ -21,6 +26,7 @@ reported with its line, its field path and a Chinese and English message — all
       decision: {after: 20m, level: red}
       measures: {after: 40m}
       provider_faults: {rate: 0.1}
+      handover: {sign_before_end: 10m, acknowledge_after_start: 5m}   # or never
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from warning.feeds import FORMATS
@@ -139,12 +145,24 @@ class ProviderFaults(_Strict):
     rate: float = Field(ge=0.0, le=1.0)
 
 
+class HandoverRule(_Strict):
+    """The officers' side of a change of shift: the outgoing one signs the handover this long before the shift
+    ends, the incoming one acknowledges it this long after the next shift begins (``never``: they do not)."""
+
+    sign_before_end: dt.timedelta | None = None  # omitted = never
+    acknowledge_after_start: dt.timedelta | None = None
+
+    _sign = field_validator("sign_before_end", mode="before")(_after_or_never)
+    _ack = field_validator("acknowledge_after_start", mode="before")(_after_or_never)
+
+
 class Behaviour(_Strict):
     answers: list[AnswerRule] = Field(default_factory=list)
     judgements: list[JudgementRule] = Field(default_factory=list)
     decision: DecisionRule | None = None
     measures: MeasuresRule | None = None
     provider_faults: ProviderFaults | None = None
+    handover: HandoverRule | None = None
 
     def answer_rule(self, *, areas: list[str], role: str | None, phone: str | None) -> AnswerRule | None:
         """The first rule that matches this person; None = no rule, the person never answers."""
@@ -154,28 +172,67 @@ class Behaviour(_Strict):
         return None
 
 
+def _aware_time(v: Any) -> Any:
+    if isinstance(v, str):
+        try:
+            when = dt.datetime.fromisoformat(v)
+        except ValueError:
+            raise ValueError(f"无法识别的时间 {v!r}，应如 2026-07-20T02:00:00+08:00 / not an ISO time") from None
+        if when.tzinfo is None:
+            raise ValueError("时间须带时区，如 +08:00 / the time needs a UTC offset, e.g. +08:00")
+        return when
+    return v
+
+
+class Person(_Strict):
+    name: str = Field(min_length=1, max_length=80)
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9 -]{4,19}$")
+
+
+class RosterShift(_Strict):
+    """A shift of the drill's duty roster (absolute times, like a roster's): who leads and who is on duty."""
+
+    start: dt.datetime
+    end: dt.datetime
+    label: str = Field(default="", max_length=80)
+    leader: Person | None = None
+    officers: list[Person] = Field(default_factory=list)
+
+    _times = field_validator("start", "end", mode="before")(_aware_time)
+
+    @model_validator(mode="after")
+    def _order(self) -> RosterShift:
+        if self.end <= self.start:
+            raise ValueError("班次结束时间须晚于开始时间 / a shift ends after it starts")
+        return self
+
+
+class DutyLogInput(_Strict):
+    """An entry the officer on duty writes in the duty log at a virtual time."""
+
+    at: dt.timedelta
+    kind: Literal["call", "instruction", "action", "note"]
+    text: str = Field(min_length=1, max_length=4000)
+    from_name: str | None = Field(default=None, max_length=80)
+    from_unit: str | None = Field(default=None, max_length=120)
+    from_phone: str | None = Field(default=None, max_length=40)
+    for_handover: bool = False
+
+    _at = field_validator("at", mode="before")(parse_duration)
+
+
 class Scenario(_Strict):
     name: str = Field(min_length=1)
     start: dt.datetime
     duration: dt.timedelta
     contacts: str | None = None
+    roster: list[RosterShift] = Field(default_factory=list)
     events: list[ScenarioEvent] = Field(min_length=1)
+    duty_log: list[DutyLogInput] = Field(default_factory=list)
     behaviour: Behaviour = Field(default_factory=Behaviour)
 
     _duration = field_validator("duration", mode="before")(parse_duration)
-
-    @field_validator("start", mode="before")
-    @classmethod
-    def _aware(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            try:
-                when = dt.datetime.fromisoformat(v)
-            except ValueError:
-                raise ValueError(f"无法识别的时间 {v!r}，应如 2026-07-20T02:00:00+08:00 / not an ISO time") from None
-            if when.tzinfo is None:
-                raise ValueError("开始时间须带时区，如 +08:00 / the start needs a UTC offset, e.g. +08:00")
-            return when
-        return v
+    _start = field_validator("start", mode="before")(_aware_time)
 
     @property
     def end(self) -> dt.datetime:
@@ -323,6 +380,10 @@ def parse_scenario(text: str, *, source: str = "<scenario>", base_dir: Path | No
             problems.append(Problem(marks.get(("events", i, "feed", "file")), f"events[{i}].feed.file",
                                     f"找不到文件 {ev.feed.file}（相对于演练脚本所在目录）",
                                     f"file not found: {ev.feed.file} (relative to the scenario file)"))
+    for i, entry in enumerate(scenario.duty_log):
+        if entry.at > scenario.duration:
+            problems.append(Problem(marks.get(("duty_log", i, "at")), f"duty_log[{i}].at",
+                                    "记录时间超出演练时长", "the entry lies after the end of the run"))
     if base_dir is not None and scenario.contacts and not (base_dir / scenario.contacts).is_file():
         problems.append(Problem(marks.get(("contacts",)), "contacts", f"找不到联系人文件 {scenario.contacts}",
                                 f"contacts file not found: {scenario.contacts}"))
