@@ -13,7 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TOP = ["config", "geo", "warning", "responses", "console", "jiaoying"]  # lowest first
-RESPONSES = [{"messaging", "contacts"}, {"runs"}, {"callouts"}, {"measures"}, {"reports"}, {"duty"}, {"audit"}, {"drill"}]
+RESPONSES = [{"messaging", "contacts"}, {"runs"}, {"callouts"}, {"measures"}, {"reports"}, {"duty"}, {"audit"},
+             {"drill"}]
 
 
 def modules() -> dict[str, Path]:
