@@ -365,12 +365,15 @@ def _lines(key: str, items: Sequence[Mapping[str, Any]]) -> list[str]:
                        + (f"，尚缺：{missing}" if missing else "，待带班领导决策"))
         elif key == "runs":
             unanswered = list(it.get("unanswered") or [])
+            total = int(it.get("unanswered_total") or len(unanswered))  # a long list is cut, the total kept
             head = (f"{i}. {_mark(it)}响应 {it.get('number')}（{level_zh(it.get('level'))}，"
                     f"{it.get('response_level')}级，{it.get('started_local', '')} 启动）："
                     f"叫应 {it.get('calls', 0)} 人次，已应答 {it.get('answered', 0)}")
-            out.append(head + (f"，未应答 {len(unanswered)} 人：" if unanswered else "，无未应答人员"))
+            out.append(head + (f"，未应答 {total} 人：" if total else "，无未应答人员"))
             out += [f"   - {u.get('name')}" + (f"（{u.get('areas')}）" if u.get("areas") else "")
                     + (f"：{u.get('state_zh')}" if u.get("state_zh") else "") for u in unanswered]
+            if total > len(unanswered):
+                out.append(f"   - 另有 {total - len(unanswered)} 人未列出（见叫应看板）")
         elif key == "measures":
             who = it.get("person") or it.get("unit") or ""
             out.append(f"{i}. {_mark(it)}{_overdue(it)}{it.get('label')}（响应 {it.get('run')}"

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -83,7 +83,10 @@ def facts(session: Session, shift: Shift, *, now: dt.datetime, tz: ZoneInfo) -> 
     from warning.consultation import service as consultation_service
 
     nxt = next_shift(session, shift)
-    local = lambda when: core.local_text(when, tz)  # noqa: E731 - a short alias keeps the rows readable
+
+    def local(when: dt.datetime | None) -> str:
+        return core.local_text(when, tz)
+
     warnings = [{"id": w.id, "level": w.level, "hazard": w.hazard, "event": w.event, "headline": w.headline,
                  "received_local": local(w.received_at), "drill": w.drill}
                 for w in warning_service.active_warnings(session)]
@@ -295,8 +298,6 @@ def _label(shift: Shift | None, tz: ZoneInfo) -> str:
 
 def next_due(session: Session, now: dt.datetime) -> dt.datetime | None:
     """The next moment the sweep has something to do (a draft to make, a flag to raise); for a drill's clock."""
-    from sqlalchemy import func
-
     times = [
         session.execute(select(func.min(Shift.ends_at)).outerjoin(Handover, Handover.shift_id == Shift.id)
                         .where(Handover.id.is_(None), Shift.ends_at > now + core.DRAFT_BEFORE_END)).scalar(),

@@ -115,7 +115,9 @@ def write_entry(session: Session, *, kind: EntryKind | str, text: str, actor: st
                 now: dt.datetime, at: dt.datetime | None = None, from_name: str | None = None,
                 from_unit: str | None = None, from_phone: str | None = None, warning_id: int | None = None,
                 run_id: int | None = None, for_handover: bool = False) -> DutyLogEntry:
-    """An officer's entry in the current shift's log, at ``at`` (default now; back-dated within the shift)."""
+    """An officer's entry in the log of the shift on duty now, at ``at`` (default now). A call taken earlier is
+    back-dated within that shift at most; with nobody on the roster now the entry belongs to no shift and may
+    go back ``MAX_BACKDATE_WITHOUT_SHIFT``. Linked warning and run must exist (404 otherwise)."""
     k = EntryKind(kind)
     if k not in core.WRITTEN_KINDS:
         raise DutyError(422, "bad_kind", "只能记录来电、领导批示、处置或记事",

@@ -78,6 +78,13 @@ def test_the_draft_carries_every_kind_of_open_work() -> None:
     assert d.sections["runs"][0]["unanswered"][0]["name"] == "沉默村长"
 
 
+def test_a_long_list_of_unanswered_people_is_cut_and_counted() -> None:
+    people = [{"name": f"网格员{i}"} for i in range(3)]
+    t = core.build_draft(facts(runs=[{"number": "2026-0002", "level": "red", "response_level": "I", "calls": 900,
+                                      "answered": 100, "unanswered": people, "unanswered_total": 800}])).text
+    assert "未应答 800 人：\n   - 网格员0\n   - 网格员1\n   - 网格员2\n   - 另有 797 人未列出（见叫应看板）" in t
+
+
 def test_a_draft_without_a_next_shift_asks_for_one() -> None:
     t = core.build_draft(facts(next_shift=None, shift=ShiftFacts("", "a", "b"))).text
     assert "接班班次：值班表未排（请报告管理员）" in t and "交班人员：值班表未列人员" in t
