@@ -61,6 +61,39 @@ class SecuritySettings(BaseModel):
     login_window_seconds: int = 300
 
 
+class MapSettings(BaseModel):
+    """The console map's base layer.
+
+    Without a tile URL the map draws the region's own boundaries and asks nothing of any other server, as a
+    duty room without the internet needs. An intranet tile server may be named (``{z}``, ``{x}``, ``{y}`` in
+    the URL); Chinese tile servers often draw in GCJ-02, and then ``tile_crs = "gcj02"`` shifts every
+    geometry the map shows (stored in WGS84) onto those tiles, so a village outline lies on its streets.
+    """
+
+    tile_url: str | None = None
+    tile_crs: Literal["wgs84", "gcj02"] = "wgs84"
+    tile_attribution: str = ""
+    tile_max_zoom: int = Field(18, ge=1, le=22)
+
+    @field_validator("tile_url", mode="before")
+    @classmethod
+    def _tile_template(cls, v: object) -> object:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        text = str(v).strip()
+        if not text.startswith(("http://", "https://", "/")) or text.startswith("//"):
+            raise ValueError("地图瓦片地址须以 http://、https:// 或 / 开头 / the tile URL must start with http://, "
+                             "https:// or /")
+        if not all(part in text for part in ("{z}", "{x}", "{y}")):
+            raise ValueError("地图瓦片地址须含 {z}、{x}、{y} / the tile URL needs {z}, {x} and {y}")
+        return text
+
+    @field_validator("tile_crs", mode="before")
+    @classmethod
+    def _datum_name(cls, v: object) -> object:
+        return str(v).strip().lower().replace("-", "").replace("_", "") if v is not None else v
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="JIAOYING_",
@@ -78,6 +111,7 @@ class Settings(BaseSettings):
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    map: MapSettings = Field(default_factory=MapSettings)
 
     @field_validator("display_timezone")
     @classmethod

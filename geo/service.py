@@ -177,3 +177,12 @@ def monitored_sites(session: Session, kinds: set[str] | None = None) -> list[tup
             continue
         out.append((site.key, site.name, site.kind, float(p.x), float(p.y), dict(site.attrs or {})))
     return out
+
+
+def hazard_sites(session: Session) -> list[HazardSite]:
+    """Every hazard site with its kind, risk level and evacuation list, in the order they were imported.
+
+    The console's map marks each site with its risk, which ``site_records`` (made for matching) leaves out,
+    and the map sits above this package, reading no table itself.
+    """
+    return list(session.execute(select(HazardSite).order_by(HazardSite.id)).scalars())

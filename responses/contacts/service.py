@@ -255,6 +255,26 @@ def duty_views(session: Session, now: dt.datetime) -> list[DutyView]:
     return [DutyView(c.id, DutyRole(d.role), d.area_code, reachable(c, d, now)) for d, c in rows]
 
 
+def duties_at(session: Session, *, area_codes: Iterable[str] = (), site_ids: Iterable[str] = (),
+              now: dt.datetime) -> list[tuple[Contact, Duty, bool]]:
+    """The duties held for these areas or hazard sites, each with its person and whether they are reachable now.
+
+    The console's map shows who answers for a village when it is clicked (its heads and grid workers, the
+    monitors of its sites, the chief of its township); it sits above this package and reads no table itself.
+    Ordered as a duty officer reads them: village first, then sites, then the township, and by name.
+    """
+    areas = sorted({str(a) for a in area_codes if a})
+    sites = sorted({str(s) for s in site_ids if s})
+    if not areas and not sites:
+        return []
+    rows = session.execute(select(Duty, Contact).join(Contact, Duty.contact_id == Contact.id)
+                           .where(Duty.area_code.in_(areas) | Duty.site_id.in_(sites))).all()
+    order = {role.value: i for i, role in enumerate((DutyRole.VILLAGE_HEAD, DutyRole.GRID_WORKER,
+                                                      DutyRole.SITE_MONITOR, DutyRole.TOWNSHIP_CHIEF))}
+    found = [(c, d, reachable(c, d, now)) for d, c in rows]
+    return sorted(found, key=lambda row: (order.get(row[1].role, 9), row[0].name, row[1].id))
+
+
 @dataclass
 class CoverageReport:
     coverage: Coverage
