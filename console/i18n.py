@@ -44,6 +44,7 @@ _BOARD: Final[dict[str, tuple[str, str]]] = {
     "nav.consultations": ("会商研判", "Consultations"),
     "nav.runs": ("响应", "Responses"),
     "nav.map": ("地图", "Map"),
+    "nav.duty": ("值班交接", "Shifts"),
     "nav.feeds": ("数据源", "Feeds"),
     "nav.contacts": ("联系人", "Contacts"),
     "nav.plans": ("预案", "Plans"),
@@ -179,10 +180,10 @@ _BOARD: Final[dict[str, tuple[str, str]]] = {
 
 
 def _merged() -> dict[str, tuple[str, str]]:
-    from console.words import admin, live, map, runs, warnings
+    from console.words import admin, duty, live, map, runs, warnings
 
     merged = dict(_BOARD)
-    for module in (warnings, runs, admin, live, map):
+    for module in (warnings, runs, admin, live, map, duty):
         clash = merged.keys() & module.WORDS.keys()
         if clash:
             raise RuntimeError(f"console words defined twice: {sorted(clash)}")

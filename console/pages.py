@@ -94,10 +94,10 @@ def install(app: Any) -> None:
     """Mount the console on the app: its pages, its static files and the page for a refused request."""
     from fastapi.staticfiles import StaticFiles
 
-    from console import admin_pages, live, map_pages, run_pages, warning_pages
+    from console import admin_pages, duty_pages, live, map_pages, run_pages, warning_pages
 
     app.include_router(router)
-    for area in (warning_pages, run_pages, admin_pages, map_pages, live):
+    for area in (warning_pages, run_pages, admin_pages, map_pages, duty_pages, live):
         app.include_router(area.router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.add_exception_handler(CsrfRefused, csrf_refused)
