@@ -23,14 +23,13 @@ from config.web import DB, STAFF, ClockDep, SettingsDep, actor_of
 from console.board import local
 from console.i18n import Lang, text
 from console.rendering import (
-    Forbidden,
     PageUser,
     attempt,
     lang_of,
     problem,
     redirect,
+    refused,
     render,
-    require_role,
     user_can,
 )
 from console.security import check_csrf
@@ -63,17 +62,6 @@ def _refusal(status: int, code: str, key: str) -> ApiError:
     return ApiError(status, code, text(key, "zh"), text(key, "en"))
 
 
-def _refused(request: Request, user: User, roles: tuple[Role, ...]) -> Response | None:
-    """``require_role``, its 403 page rendered here while the request's session still holds the user.
-
-    The app's handler for ``Forbidden`` runs once the request's session is closed, when the user's
-    attributes can no longer be loaded for the page's header.
-    """
-    try:
-        require_role(user, roles)
-    except Forbidden:
-        return render(request, "forbidden.html", {"user": user}, status=403)
-    return None
 
 
 def _number(value: str | None) -> int | None:
@@ -145,8 +133,8 @@ def feeds_page(request: Request, user: PageUser, session: DB, settings: Settings
 @router.post("/feeds/items/{item_id}/reprocess")
 def feeds_reprocess(item_id: RowId, request: Request, user: PageUser, session: DB, clock: ClockDep) -> Response:
     """``POST /feeds/items/{id}/reprocess``; an item that fails again is shown with its new reason."""
-    if (refused := _refused(request, user, HANDLERS)) is not None:
-        return refused
+    if (denied := refused(request, user, HANDLERS)) is not None:
+        return denied
 
     def act() -> Response:
         found = warning_service.item_to_handle(session, item_id)
@@ -164,8 +152,8 @@ def feeds_reprocess(item_id: RowId, request: Request, user: PageUser, session: D
 def feeds_dismiss(item_id: RowId, request: Request, user: PageUser, session: DB, clock: ClockDep,
                   note: Annotated[str, Form()] = "") -> Response:
     """``POST /feeds/items/{id}/dismiss`` with the reason the duty officer wrote, kept in the event log."""
-    if (refused := _refused(request, user, HANDLERS)) is not None:
-        return refused
+    if (denied := refused(request, user, HANDLERS)) is not None:
+        return denied
 
     def act() -> Response:
         reason = note.strip()
@@ -245,8 +233,8 @@ def _import_view(session: Session, import_id: int | None, lang: Lang) -> dict[st
 def contacts_page(request: Request, user: PageUser, session: DB, clock: ClockDep, q: str = "", role: str = "",
                   offset: str = "", import_id: Annotated[str, Query(alias="import")] = "") -> Response:
     """Contacts are personal data: like ``GET /contacts`` and its coverage, the page is for staff."""
-    if (refused := _refused(request, user, STAFF)) is not None:
-        return refused
+    if (denied := refused(request, user, STAFF)) is not None:
+        return denied
     lang = lang_of(request)
     now = clock.now()
     role = role if role in {r.value for r in DutyRole} else ""
@@ -270,8 +258,8 @@ def contacts_import(request: Request, user: PageUser, session: DB, clock: ClockD
     A rejected file is committed too (the file and its report are kept, as the API keeps them), and the
     report is shown on the contacts page, so a reload of it never uploads the file again.
     """
-    if (refused := _refused(request, user, EDITORS)) is not None:
-        return refused
+    if (denied := refused(request, user, EDITORS)) is not None:
+        return denied
 
     def act() -> Response:
         if file is None or not file.filename:
@@ -409,8 +397,8 @@ def plan_save(hazard: str, request: Request, user: PageUser, session: DB, clock:
               note: Annotated[str, Form()] = "") -> Response:
     """``PUT /responses/plans/{hazard}`` from the form: checked first; with errors, nothing is saved and the
     text comes back as typed, the errors above it."""
-    if (refused := _refused(request, user, PLAN_EDITORS)) is not None:
-        return refused
+    if (denied := refused(request, user, PLAN_EDITORS)) is not None:
+        return denied
     hz = _hazard(hazard)
     if hz is None:
         return problem(request, not_found("灾种预案", "plan for hazard", hazard), back=PLANS)

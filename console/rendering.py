@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
@@ -36,14 +37,23 @@ class LoginRequired(Exception):
 
 
 class Forbidden(Exception):
-    """A page or action the user's role does not allow: answered with a 403 page."""
+    """A page or action the user's role does not allow: answered with a 403 page.
+
+    It carries the user's name and role as plain values: the handler runs after the request's database
+    session is closed, when the user row's attributes can no longer be loaded.
+    """
+
+    def __init__(self, user: User | None = None) -> None:
+        super().__init__("forbidden")
+        self.user = (SimpleNamespace(username=user.username, display_name=user.display_name, role=user.role)
+                     if user is not None else None)
 
 
 def lang_of(request: Request) -> Lang:
     return pick(request.cookies.get(LANG_COOKIE))
 
 
-def user_can(user: User | None, roles: Iterable[Role | str]) -> bool:
+def user_can(user: Any, roles: Iterable[Role | str]) -> bool:
     return user is not None and user.role in {str(r) for r in roles}
 
 
@@ -52,7 +62,7 @@ def render(request: Request, name: str, context: dict[str, Any], *, status: int 
     settings = request.app.state.settings
     lang = lang_of(request)
     token, signed = csrf_token_for(request, settings)
-    user: User | None = context.get("user") or getattr(request.state, "user", None)
+    user: Any = context.get("user") or getattr(request.state, "user", None)
     role_name = ""
     if user is not None:
         role = Role(user.role)
@@ -99,7 +109,14 @@ PageUser = Annotated[User, Depends(page_user)]
 def require_role(user: User, roles: Iterable[Role | str]) -> None:
     """The same roles the JSON API's route admits; the page hides the button, this refuses the request."""
     if not user_can(user, roles):
-        raise Forbidden()
+        raise Forbidden(user)
+
+
+def refused(request: Request, user: User, roles: Iterable[Role | str]) -> Response | None:
+    """The 403 page when the role may not act, else ``None``: for actions that answer before raising."""
+    if user_can(user, roles):
+        return None
+    return render(request, "forbidden.html", {"user": user}, status=403)
 
 
 def problem(request: Request, exc: ApiError, *, back: str) -> Response:
@@ -119,5 +136,6 @@ async def login_required(request: Request, _exc: Exception) -> Response:
     return redirect("/login")
 
 
-async def forbidden(request: Request, _exc: Exception) -> Response:
-    return render(request, "forbidden.html", {}, status=403)
+async def forbidden(request: Request, exc: Exception) -> Response:
+    request.state.user = None  # detached by now; the exception's plain copy stands in
+    return render(request, "forbidden.html", {"user": getattr(exc, "user", None)}, status=403)

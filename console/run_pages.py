@@ -10,7 +10,7 @@ own words on the problem page instead of a JSON error.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session
 from config.errors import ApiError, not_found
 from config.fields import RowId
 from config.transitions import IllegalTransition
-from config.users import Role, User
+from config.users import User
 from config.web import DB, STAFF, ClockDep, SettingsDep, actor_of
 from console.board import LEVEL_RANK, level_key, local
-from console.rendering import Forbidden, PageUser, attempt, problem, redirect, render, require_role, user_can
+from console.rendering import PageUser, attempt, problem, redirect, refused, render, user_can
 from console.security import check_csrf
 from responses.audit.api import AUDITORS
 from responses.callouts import answers as callout_answers
@@ -120,17 +120,6 @@ def back_to(run_id: int, anchor: str, done: str) -> Response:
     return response
 
 
-def refused(request: Request, user: User, roles: Iterable[Role]) -> Response | None:
-    """``require_role``, with its 403 page rendered here, while the request's session still holds the user.
-
-    The app's handler for ``Forbidden`` runs after the request's session is closed, when the user's
-    attributes can no longer be loaded; answering here keeps the same check and the same page.
-    """
-    try:
-        require_role(user, roles)
-    except Forbidden:
-        return render(request, "forbidden.html", {"user": user}, status=403)
-    return None
 
 
 def _run_or_404(session: Session, run_id: int, *, lock: bool = False) -> ResponseRun:

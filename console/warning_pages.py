@@ -28,14 +28,13 @@ from config.web import DB, STAFF, ClockDep, SettingsDep, actor_of
 from console.board import LEVEL_RANK, level_key, local
 from console.i18n import Lang, text
 from console.rendering import (
-    Forbidden,
     PageUser,
     attempt,
     lang_of,
     problem,
     redirect,
+    refused,
     render,
-    require_role,
     user_can,
 )
 from console.security import check_csrf
@@ -117,17 +116,6 @@ def _refusal(run: Callable[[], Response], *, what_zh: str, what_en: str, ident: 
     return wrapped
 
 
-def _refused(request: Request, user: User, roles: Iterable[Role]) -> Response | None:
-    """``require_role``, with the 403 page rendered here while the request's session still holds the user.
-
-    The shared handler for ``Forbidden`` runs after the session is closed, when the user's attributes can no
-    longer be loaded; answering here keeps the same check and the same page.
-    """
-    try:
-        require_role(user, roles)
-    except Forbidden:
-        return render(request, "forbidden.html", {"user": user}, status=403)
-    return None
 
 
 def _row_id(raw: str) -> int | None:
@@ -268,8 +256,8 @@ def _entry_page(request: Request, session: Session, user: User, values: dict[str
 @router.get("/warnings/new", response_class=HTMLResponse)
 def warnings_new(request: Request, session: DB, settings: SettingsDep, user: PageUser,
                  replaces: str = "") -> Response:
-    if (refused := _refused(request, user, ENTRY_ROLES)) is not None:
-        return refused
+    if (denied := refused(request, user, ENTRY_ROLES)) is not None:
+        return denied
     values: dict[str, Any] = {k: "" for k in MANUAL_TEXT_FIELDS}
     values.update(msg_type="alert", status="actual", area_codes=[])
     rid = _row_id(replaces)
@@ -296,8 +284,8 @@ def warnings_new_submit(
     sent: Annotated[str, Form()] = "", expires: Annotated[str, Form()] = "",
     area_description: Annotated[str, Form()] = "", area_codes: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
-    if (refused := _refused(request, user, ENTRY_ROLES)) is not None:
-        return refused
+    if (denied := refused(request, user, ENTRY_ROLES)) is not None:
+        return denied
     lang, tz = lang_of(request), _tz(settings)
     values: dict[str, Any] = {
         "msg_type": msg_type, "replaces_warning_id": replaces_warning_id, "channel": channel, "source": source,
@@ -426,8 +414,8 @@ def warning_open_consultation(
     reminder_minutes: Annotated[str, Form()] = "",
 ) -> Response:
     """Mirrors ``POST /consultations``: STAFF open one for an active warning, mode ``manual``."""
-    if (refused := _refused(request, user, OPENERS)) is not None:
-        return refused
+    if (denied := refused(request, user, OPENERS)) is not None:
+        return denied
     back = f"/console/warnings/{warning_id}"
     wid = _row_id(warning_id)
     if wid is None:
@@ -603,8 +591,8 @@ def consultation_judge(
     measures: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     """Mirrors ``POST /consultations/{id}/judgements``: JUDGES; an analyst only for their own department."""
-    if (refused := _refused(request, user, JUDGES)) is not None:
-        return refused
+    if (denied := refused(request, user, JUDGES)) is not None:
+        return denied
     values = {"department": department, "assessed_level": assessed_level, "trend": trend,
               "confidence": confidence, "text": judgement_text, "measures": [m for m in measures or [] if m]}
 
@@ -639,8 +627,8 @@ def consultation_judge(
 def consultation_extend(consultation_id: str, request: Request, session: DB, settings: SettingsDep,
                         clock: ClockDep, user: PageUser, minutes: Annotated[str, Form()] = "") -> Response:
     """Mirrors ``POST /consultations/{id}/extend``: STAFF."""
-    if (refused := _refused(request, user, EXTENDERS)) is not None:
-        return refused
+    if (denied := refused(request, user, EXTENDERS)) is not None:
+        return denied
 
     def act(body: ExtendIn, cid: int) -> str:
         cs.extend(session, cid, minutes=body.minutes, actor=actor_of(user), now=clock.now())
@@ -658,8 +646,8 @@ def consultation_decide(
     reason: Annotated[str, Form()] = "",
 ) -> Response:
     """Mirrors ``POST /consultations/{id}/decisions``: DECIDERS; the plan's areas and measures apply."""
-    if (refused := _refused(request, user, DECIDERS)) is not None:
-        return refused
+    if (denied := refused(request, user, DECIDERS)) is not None:
+        return denied
 
     def act(body: DecisionIn, cid: int) -> str:
         data = cs.DecisionInput(final_level=body.final_level, response_level=body.response_level, areas=None,
@@ -680,8 +668,8 @@ def consultation_decide(
 def consultation_dismiss(consultation_id: str, request: Request, session: DB, settings: SettingsDep,
                          clock: ClockDep, user: PageUser, reason: Annotated[str, Form()] = "") -> Response:
     """Mirrors ``POST /consultations/{id}/dismiss``: DECIDERS, with a reason."""
-    if (refused := _refused(request, user, DECIDERS)) is not None:
-        return refused
+    if (denied := refused(request, user, DECIDERS)) is not None:
+        return denied
 
     def act(body: DismissIn, cid: int) -> str:
         cs.dismiss(session, cid, reason=body.reason, actor=actor_of(user), now=clock.now())

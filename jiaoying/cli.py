@@ -91,7 +91,8 @@ def serve(
         out.print(f"未配置 Twilio：短信/语音发往本地模拟网关 {gateway_url}（不会发到真实号码）"
                   " / no Twilio credentials: messages go to the local fake gateway, never to a real phone")
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        # open console event streams never end by themselves: without a bound, Ctrl+C would wait for them
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_graceful_shutdown=3)
     finally:
         if sending is not None:
             sending.stop()

@@ -96,7 +96,7 @@ def serve_live(scenario_path: Path, out_dir: Path, *, speed: float, port: int, p
     out.print("  Ctrl+C 退出 / to stop", soft_wrap=True)
     try:
         uvicorn.run(create_app(rt.settings, runtime=rt, scheduler=False), host="127.0.0.1", port=port,
-                    log_level="warning")
+                    log_level="warning", timeout_graceful_shutdown=3)
     finally:
         stop.set()
         thread.join(timeout=10)

@@ -213,7 +213,9 @@
     var x = window.scrollX, y = window.scrollY;
     var active = document.activeElement, focusPath = pathOf(active), tag = active && active.tagName;
     var incoming = document.importNode(fresh, true);
-    KEEP.forEach(function (id) {
+    var keep = KEEP.slice();
+    Array.prototype.forEach.call(main.querySelectorAll('[data-live="self"][id]'), function (el) { keep.push(el.id); });
+    keep.forEach(function (id) {
       var old = document.getElementById(id), neu = incoming.querySelector("#" + id);
       if (old && neu && main.contains(old)) {
         Array.prototype.forEach.call(neu.attributes, function (a) { old.setAttribute(a.name, a.value); });
@@ -319,7 +321,11 @@
       setLive("open");
       if (wasLost) { wasLost = false; schedule(true); }   // whatever happened meanwhile
     });
-    source.addEventListener("change", function () { lastHeard = Date.now(); schedule(false); });
+    source.addEventListener("change", function () {
+      lastHeard = Date.now();
+      document.dispatchEvent(new CustomEvent("jiaoying:change"));  // for parts that refresh themselves (the map)
+      schedule(false);
+    });
     source.addEventListener("ping", function () { lastHeard = Date.now(); });
     source.addEventListener("error", function () {
       if (!source || source.readyState === EventSource.OPEN) { return; }

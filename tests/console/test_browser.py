@@ -48,8 +48,10 @@ def live(tmp_path: Path) -> Any:
     upgrade_and_seed(settings)
     engine = make_engine(settings.database.url)
     with session_scope(make_session_factory(engine)) as s:
-        s.add(User(username="duty", display_name="张值班", password_hash=hash_password("duty-pass-123"),
-                   role="duty_officer", created_at=dt.datetime.now(dt.UTC)))
+        for username, name, role in (("duty", "张值班", "duty_officer"), ("lead", "李带班", "leader"),
+                                     ("look", "王查看", "viewer")):
+            s.add(User(username=username, display_name=name, password_hash=hash_password(f"{username}-pass-123"),
+                       role=role, created_at=dt.datetime.now(dt.UTC)))
     engine.dispose()
     server = ThreadedServer(create_app(settings), port=port).start()
     try:
@@ -144,3 +146,98 @@ def _shots(page: Any, lang: str) -> None:
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"{lang} {name}: the page is {overflow}px wider than the screen"
     page.set_viewport_size(SIZES["desktop"])
+
+
+def _log_in(page: Any, base: str, username: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", f"{username}-pass-123")
+    page.click("form[action=\"/login\"] button[type=submit]")
+    page.wait_for_url(f"{base}/")
+
+
+@pytest.mark.browser
+def test_a_leader_acts_on_a_red_warning_and_a_viewer_cannot(live: str) -> None:
+    """The issue's walk-through: the board open, a red warning pushed through the API appears without a reload
+    and sounds the alarm; acknowledged; the run opened; a callout confirmed by phone with a note; a measure
+    carried out and lifted; logged out. Then a viewer: no action buttons, and 403 from the endpoints."""
+    from playwright.sync_api import sync_playwright
+
+    _browser_or_skip()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    origin = urlsplit(live).netloc
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--autoplay-policy=no-user-gesture-required"])
+        try:
+            context = browser.new_context(viewport=SIZES["desktop"])
+            page = context.new_page()
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("dialog", lambda d: d.accept())  # the confirmations of what cannot be undone
+            _log_in(page, live, "lead")
+            page.wait_for_selector("body[data-live=open]", timeout=10_000)
+            assert page.locator("[data-testid=warning][data-level=red]").count() == 0
+
+            _seed_through_the_api(live)  # while the board is open
+            page.wait_for_selector("[data-testid=warning][data-level=red]", timeout=15_000)
+            page.wait_for_selector("body[data-alarm=sounding]", timeout=15_000)
+            banner = page.locator("#alarms button[type=submit]").first
+            banner.click()
+            page.wait_for_selector("body[data-alarm=silent]", timeout=15_000)
+
+            page.locator("[data-testid=run] a[href^='/console/runs/']").first.click()
+            page.wait_for_url(f"{live}/console/runs/*")
+            callout = page.locator("[data-testid=callout][data-state=calling]").first
+            callout_id = callout.get_attribute("data-callout-id")
+            callout.locator("[data-testid=confirm-callout] input[name=note]").fill("电话确认：已收到，正在组织转移")
+            callout.locator("[data-testid=confirm-callout] button[type=submit]").click()
+            page.wait_for_selector("[data-testid=done]")
+            row = page.locator(f"[data-testid=callout][data-callout-id='{callout_id}']")
+            assert row.get_attribute("data-state") == "answered"
+            assert "正在组织转移" in row.inner_text()
+            page.screenshot(path=str(ARTIFACTS / "run-page-zh-desktop.png"), full_page=True)
+
+            measure = page.locator("[data-testid=measure]:has([data-action=carry_out])").first
+            measure_id = measure.get_attribute("data-measure-id")
+            mine = f"[data-testid=measure][data-measure-id='{measure_id}']"
+
+            def act(action: str, **fields: str) -> None:
+                form = page.locator(f"{mine} form:has([data-action={action}])")
+                for name, value in fields.items():
+                    box = form.locator(f"[name={name}]")
+                    if box.count():
+                        box.fill(value)
+                figure = form.locator("input[name=figure]")
+                if figure.count():
+                    figure.fill("3")
+                form.locator(f"[data-action={action}]").click()
+                page.wait_for_selector("[data-testid=done]")
+
+            act("carry_out", note="已落实")
+            assert page.locator(mine).get_attribute("data-state") == "carried_out"
+            act("order_lift", reason="预警解除")
+            assert page.locator(mine).get_attribute("data-state") == "lifting"
+            act("confirm_lifted")
+            assert page.locator(mine).get_attribute("data-state") == "lifted"
+
+            page.click("[data-testid=logout]")
+            page.wait_for_url(f"{live}/login")
+
+            _log_in(page, live, "look")
+            run_href = page.locator("[data-testid=run] a[href^='/console/runs/']").first.get_attribute("href")
+            page.goto(f"{live}{run_href}")
+            assert page.locator("[data-testid=callout]").count() > 0, "a viewer reads the board"
+            assert page.locator("main form").count() == 0, "a viewer sees no action buttons"
+            token = page.locator("meta[name=csrf-token]").get_attribute("content")
+            status = page.request.post(f"{live}{run_href}/callouts/{callout_id}/answer",
+                                       form={"note": "x", "csrf_token": token}).status
+            assert status == 403
+            status = page.request.post(f"{live}{run_href}/measures/{measure_id}/carry_out",
+                                       form={"csrf_token": token}).status
+            assert status == 403
+        finally:
+            browser.close()
+    strangers = [u for u in requests if urlsplit(u).netloc != origin]
+    assert strangers == [], f"requests left Jiaoying's origin: {strangers}"

@@ -23,7 +23,7 @@ class ThreadedServer:
         self.sock.bind((host, port))
         self.host, self.port = self.sock.getsockname()[:2]
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                                                    timeout_keep_alive=30))
+                                                    timeout_keep_alive=30, timeout_graceful_shutdown=2))
         self.thread = threading.Thread(target=self._run, daemon=True, name=f"uvicorn:{self.port}")
 
     def _run(self) -> None:
