@@ -58,8 +58,8 @@ _BOARD: Final[dict[str, tuple[str, str]]] = {
     "duty.leader": ("带班领导", "Leader on duty"),
     "duty.officer": ("值班员", "Duty officer"),
     "duty.none": ("未排班", "Nobody rostered"),
-    "duty.none.hint": ("请在排班表中导入本班次（POST /roster/import）。", "Import this shift into the roster "
-                                                                        "(POST /responses/roster/import)."),
+    "duty.none.hint": ("请在“值班交接”页添加本班次，或由管理员导入排班表。",
+                       "Add this shift on the Shifts page, or have an admin import the roster."),
     "time.now": ("北京时间", "Beijing time"),
     "user.signed_in": ("当前用户", "Signed in as"),
     "summary": ("概况", "Summary"),
@@ -136,16 +136,15 @@ _BOARD: Final[dict[str, tuple[str, str]]] = {
     "feeds.failures": ("连续失败次数", "Failures in a row"),
     "feeds.last_success": ("最近成功", "Last success"),
     "feeds.never": ("从未", "never"),
-    "feeds.empty": ("未配置信息源。管理员可在 /feeds 添加。", "No feed is configured. Admins add them "
-                                                         "through /feeds."),
+    "feeds.empty": ("未配置信息源。请联系管理员添加（jiaoying db upgrade 会装入默认信息源）。",
+                    "No feed is configured. Ask an admin to add one (jiaoying db upgrade installs the defaults)."),
     "quarantine.title": ("隔离的信息", "Quarantined items"),
     "quarantine.empty": ("隔离区为空：所有收到的信息都已解析。", "Quarantine is empty: every payload received "
                                                             "was parsed."),
     "quarantine.reason": ("原因", "Reason"),
     "quarantine.received": ("收到时间", "Received"),
-    "quarantine.hint": ("请逐条核对后重新处理或忽略（POST /feeds/items/{id}/reprocess 或 /dismiss）。",
-                        "Check each one, then reprocess or dismiss it (POST /feeds/items/{id}/reprocess "
-                        "or /dismiss)."),
+    "quarantine.hint": ("请在“数据源”页逐条核对后重新处理或忽略。",
+                        "Check each one on the Feeds page, then reprocess or dismiss it."),
     # shared
     "overdue": ("已超时", "Overdue"),
     "due_soon": ("即将到期", "Due soon"),
