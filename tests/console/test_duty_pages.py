@@ -79,6 +79,7 @@ def test_officer_writes_the_log_marks_an_entry_and_sees_it_in_shanghai_time(clie
     _login_as(client, rt, "duty1", "duty_officer", "王交班")
     page = client.get("/console/duty").text
     assert "李带班" in page and "王交班" in page and "白班" in page
+    assert 'data-testid="duty-draft"' in page and "本班次尚无交接班记录" in page
     assert f"/duty/log.xlsx?shift={out_id}" in page and f"/duty/log.html?shift={out_id}" in page
 
     earlier = (now - dt.timedelta(minutes=30)).astimezone(SHANGHAI)
@@ -192,6 +193,7 @@ def test_handover_drafted_signed_by_the_outgoing_acknowledged_by_the_incoming(
     assert 'data-testid="handover-acknowledged"' in page and "已确认" in page
     listing = client.get("/console/duty").text
     assert 'data-state="acknowledged"' in listing
+    assert 'data-testid="duty-draft"' not in listing, "the shift has its handover: no second draft button"
     client.cookies.set("jiaoying_lang", "en")
     assert "Acknowledged" in client.get(f"/console/duty/handovers/{hid}").text
 
