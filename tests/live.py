@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +66,37 @@ def push_red_until_delivered(client: Any, headers: dict[str, str], *, prefix: st
         return rows if done else None
 
     return run_id, wait_for("every first call delivered", all_delivered, timeout=timeout), board
+
+
+@contextmanager
+def console_server(db: Path, users: Iterable[tuple[str, str, str, str]], *, secret: str) -> Iterator[str]:
+    """A whole server (uvicorn, no scheduler) on a fresh SQLite file, with these users
+    (username, display name, role, password); yields its base URL and stops it afterwards.
+
+    Open console event streams never end by themselves, so the shutdown is bounded to a second.
+    """
+    from config.database import make_engine, make_session_factory, session_scope
+    from config.settings import Settings
+    from config.users import User, hash_password
+    from jiaoying.app import create_app
+    from jiaoying.cli_common import upgrade_and_seed
+    from responses.messaging.fake_twilio.server import ThreadedServer
+
+    port = free_port()
+    settings = Settings(
+        env="test", public_base_url=f"http://127.0.0.1:{port}", database={"url": f"sqlite:///{db}"},
+        scheduler={"enabled": False}, security={"secret_key": secret + "-" + "k" * 40},
+    )
+    upgrade_and_seed(settings)
+    engine = make_engine(settings.database.url)
+    with session_scope(make_session_factory(engine)) as s:
+        for username, name, role, password in users:
+            s.add(User(username=username, display_name=name, password_hash=hash_password(password),
+                       role=role, created_at=dt.datetime.now(dt.UTC)))
+    engine.dispose()
+    server = ThreadedServer(create_app(settings), port=port).start()
+    server.server.config.timeout_graceful_shutdown = 1
+    try:
+        yield server.url
+    finally:
+        server.stop()

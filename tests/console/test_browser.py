@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,13 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from config.database import make_engine, make_session_factory, session_scope
-from config.settings import Settings
-from config.users import User, hash_password
-from jiaoying.app import create_app
-from jiaoying.cli_common import upgrade_and_seed
-from responses.messaging.fake_twilio.server import ThreadedServer
-from tests.live import free_port, red_cap_now
+from tests.live import console_server, red_cap_now
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,27 +32,12 @@ def _browser_or_skip() -> None:
 
 
 @pytest.fixture
-def live(tmp_path: Path) -> Any:
-    port = free_port()
-    settings = Settings(
-        env="test", public_base_url=f"http://127.0.0.1:{port}",
-        database={"url": f"sqlite:///{tmp_path / 'console.db'}"},
-        scheduler={"enabled": False},
-        security={"secret_key": "console-" + "k" * 40},
-    )
-    upgrade_and_seed(settings)
-    engine = make_engine(settings.database.url)
-    with session_scope(make_session_factory(engine)) as s:
-        for username, name, role in (("duty", "张值班", "duty_officer"), ("lead", "李带班", "leader"),
-                                     ("look", "王查看", "viewer")):
-            s.add(User(username=username, display_name=name, password_hash=hash_password(f"{username}-pass-123"),
-                       role=role, created_at=dt.datetime.now(dt.UTC)))
-    engine.dispose()
-    server = ThreadedServer(create_app(settings), port=port).start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+def live(tmp_path: Path) -> Iterator[str]:
+    with console_server(tmp_path / "console.db", [
+            (username, name, role, f"{username}-pass-123")
+            for username, name, role in (("duty", "张值班", "duty_officer"), ("lead", "李带班", "leader"),
+                                         ("look", "王查看", "viewer"))], secret="console") as url:
+        yield url
 
 
 def _seed_through_the_api(base: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,39 +15,18 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from config.database import make_engine, make_session_factory, session_scope
-from config.settings import Settings
-from config.users import User, hash_password
-from jiaoying.app import create_app
-from jiaoying.cli_common import upgrade_and_seed
-from responses.messaging.fake_twilio.server import ThreadedServer
 from tests.console.test_browser import ARTIFACTS, CHROMIUM, SIZES, _browser_or_skip
-from tests.live import free_port, red_cap_now
+from tests.live import console_server, red_cap_now
 
 PASSWORD = "duty-pass-123"
 
 
 @pytest.fixture
-def live(tmp_path: Path) -> Any:
-    port = free_port()
-    settings = Settings(
-        env="test", public_base_url=f"http://127.0.0.1:{port}",
-        database={"url": f"sqlite:///{tmp_path / 'duty.db'}"},
-        scheduler={"enabled": False},
-        security={"secret_key": "duty-room-" + "k" * 40},
-    )
-    upgrade_and_seed(settings)
-    engine = make_engine(settings.database.url)
-    with session_scope(make_session_factory(engine)) as s:
-        for username, name in (("wang", "王交班"), ("zhao", "赵接班")):
-            s.add(User(username=username, display_name=name, password_hash=hash_password(PASSWORD),
-                       role="duty_officer", created_at=dt.datetime.now(dt.UTC)))
-    engine.dispose()
-    server = ThreadedServer(create_app(settings), port=port).start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+def live(tmp_path: Path) -> Iterator[str]:
+    with console_server(tmp_path / "duty.db", [("wang", "王交班", "duty_officer", PASSWORD),
+                                               ("zhao", "赵接班", "duty_officer", PASSWORD)],
+                        secret="duty-room") as url:
+        yield url
 
 
 def _seed(base: str) -> None:

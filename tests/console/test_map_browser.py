@@ -6,8 +6,6 @@ width, are kept under ``test-artifacts/console/`` for a person to look at."""
 
 from __future__ import annotations
 
-import datetime as dt
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,13 +15,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from config.database import make_engine, make_session_factory, session_scope
-from config.settings import Settings
-from config.users import User, hash_password
-from jiaoying.app import create_app
-from jiaoying.cli_common import upgrade_and_seed
-from responses.messaging.fake_twilio.server import ThreadedServer
-from tests.live import free_port, red_cap_now
+from tests.console.test_browser import _browser_or_skip
+from tests.live import console_server, red_cap_now
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,34 +27,12 @@ ANSWERING = 6  # villages whose head answers, so the screenshots show both colou
 PASSWORD = "duty-pass-123"
 
 
-def _browser_or_skip() -> None:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("headless Chromium is required under CI=true")
-        pytest.skip("chromium not installed")
-
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    settings = Settings(
-        env="test", public_base_url=f"http://127.0.0.1:{port}",
-        database={"url": f"sqlite:///{tmp_path / 'map.db'}"},
-        scheduler={"enabled": False},
-        security={"secret_key": "console-map-" + "k" * 40},
-    )
-    upgrade_and_seed(settings)
-    engine = make_engine(settings.database.url)
-    with session_scope(make_session_factory(engine)) as s:
-        s.add(User(username="duty", display_name="张值班", password_hash=hash_password(PASSWORD),
-                   role="duty_officer", created_at=dt.datetime.now(dt.UTC)))
-    engine.dispose()
-    server = ThreadedServer(create_app(settings), port=port).start()
-    server.server.config.timeout_graceful_shutdown = 1  # an open event stream must not hold the shutdown up
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    with console_server(tmp_path / "map.db", [("duty", "张值班", "duty_officer", PASSWORD)],
+                        secret="console-map") as url:
+        yield url
 
 
 def _push_red_and_answer(base: str) -> int:
