@@ -1,8 +1,13 @@
-"""The duty roster in the database: import, manual entry, "who is on duty now", leaderless shifts.
+"""The duty roster in the database: import, manual entry, edits, "who is on duty now", leaderless shifts.
 
 Supervision alerts, decisions and the escalation to the district leader all ask ``on_duty(now)``.
 An import replaces a shift with the same start and end (the old members are logged in the event
 log before they go), so re-importing a corrected month is safe.
+
+Editing and removing one shift keep the record of who was on duty: a shift that has ended cannot be
+changed, a shift on duty keeps its start (its end and its people may change), and only a shift that has not
+begun can be removed — so a shift's duty log and its handover, which exist only once it has begun, are
+never orphaned by the roster. An edit may not make the shift overlap another.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import datetime as dt
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -18,6 +25,14 @@ from sqlalchemy.orm import Session
 from config.eventlog import record
 from responses.contacts.models import Roster, Shift, ShiftMember
 from responses.contacts.roster import Person, RowError, ShiftSpec, parse_rows, read_csv, read_xlsx
+
+
+class RosterError(Exception):
+    """A refused roster edit with its HTTP status and both languages, for the API and the console to show."""
+
+    def __init__(self, status: int, code: str, zh: str, en: str, details: Any = None) -> None:
+        super().__init__(en)
+        self.status, self.code, self.zh, self.en, self.details = status, code, zh, en, details
 
 
 @dataclass(frozen=True)
@@ -126,3 +141,108 @@ def leaderless_shifts(session: Session, now: dt.datetime, days: int) -> list[Shi
         if not any(m.role == "leader" for m in members(session, s.id)):
             out.append(s)
     return out
+
+
+# ---------------------------------------------------------------------------------------------- edits
+
+
+def get_shift(session: Session, shift_id: int, *, lock: bool = False) -> Shift | None:
+    stmt = select(Shift).where(Shift.id == shift_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def _local(when: dt.datetime, tz: ZoneInfo) -> str:
+    return _aware(when).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _content(session: Session, shift: Shift) -> dict[str, Any]:
+    return {"starts_at": _aware(shift.starts_at), "ends_at": _aware(shift.ends_at), "label": shift.label,
+            "note": shift.note, "members": [{"role": m.role, "name": m.name, "phone": m.phone}
+                                            for m in members(session, shift.id)]}
+
+
+def _past(shift: Shift, now: dt.datetime, tz: ZoneInfo) -> RosterError:
+    return RosterError(409, "shift_ended",
+                       f"该班次（{_local(shift.starts_at, tz)}—{_local(shift.ends_at, tz)}）已结束，值班记录须保留，"
+                       "不能修改或删除",
+                       "this shift has ended; the record of who was on duty stays and cannot be changed",
+                       {"shift_id": shift.id})
+
+
+def check_window(session: Session, starts_at: dt.datetime, ends_at: dt.datetime, *, tz: ZoneInfo,
+                 ignore_id: int | None = None) -> None:
+    """Refuse an empty or reversed window, and one overlapping another shift (named in the message)."""
+    if ends_at <= starts_at:
+        raise RosterError(422, "bad_window", "结束时间必须晚于开始时间", "the end must be after the start")
+    stmt = select(Shift).where(Shift.ends_at > starts_at, Shift.starts_at < ends_at).order_by(Shift.starts_at)
+    if ignore_id is not None:
+        stmt = stmt.where(Shift.id != ignore_id)
+    clash = list(session.execute(stmt.limit(5)).scalars())
+    if clash:
+        spans = "、".join(f"{c.label + ' ' if c.label else ''}{_local(c.starts_at, tz)}—{_local(c.ends_at, tz)}"
+                         for c in clash)
+        raise RosterError(409, "shift_overlap",
+                          f"与已排班次重叠：{spans}。请先调整或删除那个班次，或改用不重叠的时间",
+                          f"overlaps shift(s) {', '.join(str(c.id) for c in clash)} already on the roster; "
+                          "change or remove them first, or choose times that do not overlap",
+                          {"overlaps": [c.id for c in clash]})
+
+
+def update_shift(session: Session, shift: Shift, spec: ShiftSpec, *, actor: str, now: dt.datetime,
+                 tz: ZoneInfo) -> Shift:
+    """Change a shift that has not ended: times, label, note and people. The previous content goes to the
+    event log. A shift on duty keeps its start and may not end before ``now``."""
+    starts, ends = _aware(shift.starts_at), _aware(shift.ends_at)
+    if ends <= now:
+        raise _past(shift, now, tz)
+    if starts <= now and spec.starts_at != starts:
+        raise RosterError(409, "shift_started",
+                          f"该班次已于 {_local(starts, tz)} 开始，开始时间不能修改（当班记录须保留）；"
+                          "如需提前交班，请修改结束时间",
+                          "this shift is on duty: its start cannot change (the record stays); change its end "
+                          "to hand over earlier", {"shift_id": shift.id})
+    if starts > now and spec.starts_at < now:
+        raise RosterError(422, "start_in_past", "开始时间不能早于当前时间（已过去的值班不能补改）",
+                          "the start cannot be in the past (past duty is not rewritten)")
+    if spec.ends_at <= now:
+        raise RosterError(422, "end_in_past", "结束时间不能早于当前时间；班次结束后请勿删改",
+                          "the end cannot be in the past")
+    check_window(session, spec.starts_at, spec.ends_at, tz=tz, ignore_id=shift.id)
+    before = _content(session, shift)
+    session.execute(delete(ShiftMember).where(ShiftMember.shift_id == shift.id))
+    shift.starts_at, shift.ends_at, shift.label, shift.note = spec.starts_at, spec.ends_at, spec.label, spec.note
+    shift.updated_at = now
+    people: list[tuple[str, Person]] = ([("leader", spec.leader)] if spec.leader else []) + [
+        ("officer", p) for p in spec.officers]
+    for role, p in people:
+        session.add(ShiftMember(shift_id=shift.id, role=role, name=p.name, phone=p.phone))
+    session.flush()
+    record(session, now=now, action="roster.shift_updated", entity_type="shift", entity_id=shift.id, actor=actor,
+           payload={"before": before, "after": _content(session, shift)})
+    return shift
+
+
+def remove_shift(session: Session, shift: Shift, *, actor: str, now: dt.datetime, tz: ZoneInfo) -> None:
+    """Remove a shift that has not begun; what it was goes to the event log."""
+    if _aware(shift.ends_at) <= now:
+        raise _past(shift, now, tz)
+    if _aware(shift.starts_at) <= now:
+        raise RosterError(409, "shift_started",
+                          f"该班次已于 {_local(shift.starts_at, tz)} 开始，不能删除：当班的值班日志和交接班记录"
+                          "须保留。如需提前交班，请修改结束时间；如需换人，请修改值班人员",
+                          "this shift is on duty and cannot be removed (its duty log and handover stay); "
+                          "change its end to hand over earlier, or its people to swap someone",
+                          {"shift_id": shift.id})
+    before = _content(session, shift)
+    shift_id = shift.id
+    session.execute(delete(ShiftMember).where(ShiftMember.shift_id == shift_id))
+    session.delete(shift)
+    session.flush()
+    record(session, now=now, action="roster.shift_removed", entity_type="shift", entity_id=shift_id, actor=actor,
+           payload={"before": before})

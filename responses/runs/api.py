@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, File, UploadFile
+from fastapi import APIRouter, File, Response, UploadFile
 from sqlalchemy import select
 
 from config.errors import ApiError, errors, not_found
@@ -32,6 +32,7 @@ from responses.runs.schemas import (
     RunClosingIn,
     RunDetail,
     RunOut,
+    ShiftIn,
     ShiftOut,
     ShiftsIn,
 )
@@ -181,13 +182,53 @@ def roster_shifts(db: DB, clock: ClockDep, days: int = 7) -> Any:
 
 @roster_router.post("/shifts", response_model=RosterOut, status_code=201)
 def roster_shifts_save(body: ShiftsIn, db: DB, clock: ClockDep, user: User = require(*ROSTER_EDITORS)) -> Any:
-    specs = [ShiftSpec(starts_at=s.starts_at, ends_at=s.ends_at,
-                       leader=Person(s.leader.name, s.leader.phone) if s.leader else None,
-                       officers=[Person(p.name, p.phone) for p in s.officers], label=s.label, note=s.note)
-             for s in body.shifts]
+    specs = [spec_of(s) for s in body.shifts]
     roster = roster_service.save_api_batch(db, specs, actor=actor_of(user), now=clock.now(), name=body.name)
     db.commit()
     return roster
+
+
+def spec_of(s: ShiftIn) -> ShiftSpec:
+    return ShiftSpec(starts_at=s.starts_at, ends_at=s.ends_at,
+                     leader=Person(s.leader.name, s.leader.phone) if s.leader else None,
+                     officers=[Person(p.name, p.phone) for p in s.officers], label=s.label, note=s.note)
+
+
+def _shift_or_404(db: DB, shift_id: int) -> Shift:
+    shift = roster_service.get_shift(db, shift_id, lock=True)
+    if shift is None:
+        raise not_found("班次", "shift", shift_id)
+    return shift
+
+
+def _refused(exc: roster_service.RosterError) -> ApiError:
+    return ApiError(exc.status, exc.code, exc.zh, exc.en, exc.details)
+
+
+@roster_router.put("/shifts/{shift_id}", response_model=ShiftOut, responses=errors(404, 409, 422))
+def roster_shift_update(shift_id: RowId, body: ShiftIn, db: DB, clock: ClockDep, settings: SettingsDep,
+                        user: User = require(*ROSTER_EDITORS)) -> Any:
+    """Change a shift that has not ended (a shift on duty keeps its start); no overlap with another shift."""
+    shift = _shift_or_404(db, shift_id)
+    try:
+        roster_service.update_shift(db, shift, spec_of(body), actor=actor_of(user), now=clock.now(), tz=settings.tz)
+    except roster_service.RosterError as exc:
+        raise _refused(exc) from None
+    db.commit()
+    return _shift_out(db, shift)
+
+
+@roster_router.delete("/shifts/{shift_id}", status_code=204, response_class=Response, responses=errors(404, 409))
+def roster_shift_remove(shift_id: RowId, db: DB, clock: ClockDep, settings: SettingsDep,
+                        user: User = require(*ROSTER_EDITORS)) -> Response:
+    """Remove a shift that has not begun (a begun shift's log and handover stay with it)."""
+    shift = _shift_or_404(db, shift_id)
+    try:
+        roster_service.remove_shift(db, shift, actor=actor_of(user), now=clock.now(), tz=settings.tz)
+    except roster_service.RosterError as exc:
+        raise _refused(exc) from None
+    db.commit()
+    return Response(status_code=204)
 
 
 @roster_router.post("/import", response_model=RosterOut, status_code=201, responses=errors(413))
