@@ -17,6 +17,8 @@ from console.i18n import Lang, text
 from responses.callouts import board as callout_board
 from responses.contacts import roster_service
 from responses.contacts import service as contact_service
+from responses.duty import gaps as gap_service
+from responses.duty import handovers
 from responses.measures import service as measure_service
 from responses.reports import service as report_service
 from responses.runs import service as run_service
@@ -27,6 +29,7 @@ LEVEL_RANK = {"red": 0, "orange": 1, "yellow": 2, "blue": 3}
 CLOSED_MEASURES = frozenset({"lifted", "cancelled", "waived"})
 CALLOUT_KEYS = ("answered", "waiting", "overdue", "escalated", "unanswered", "late")
 DUE_SOON = dt.timedelta(minutes=30)
+GAPS_SHOWN = 2
 
 
 def local(when: dt.datetime | None, tz: ZoneInfo, *, with_date: bool = True) -> str:
@@ -54,6 +57,13 @@ class Board:
     reports: list[dict[str, Any]] = field(default_factory=list)
     feeds: list[dict[str, Any]] = field(default_factory=list)
     quarantined: list[dict[str, Any]] = field(default_factory=list)
+    gaps: list[dict[str, Any]] = field(default_factory=list)  # the roster's gaps of the next 24 hours
+    handovers: list[dict[str, Any]] = field(default_factory=list)  # waiting or past their deadline
+
+    @property
+    def shown_gaps(self) -> list[dict[str, Any]]:
+        """The first few gaps: the duty line stays one or two lines, the rest is counted and on the duty page."""
+        return self.gaps[:GAPS_SHOWN]
 
     @property
     def counts(self) -> dict[str, int]:
@@ -81,6 +91,9 @@ def build(session: Session, *, now: dt.datetime, tz: ZoneInfo, lang: Lang) -> Bo
         now_text=local(now, tz), now_iso=now.isoformat(),
         leader=duty.leader.name if duty.leader else None, officers=[m.name for m in duty.officers],
     )
+    board.gaps = gap_service.gaps(session, now, tz=tz)
+    board.handovers = handovers.board_rows(session, now=now, current_shift_id=duty.shift.id if duty.shift else None,
+                                           tz=tz)
     warnings = warning_service.active_warnings(session)
     runs = run_service.open_runs(session)
     progress = callout_board.township_progress_of_runs(session, [r.id for r in runs], now=now)

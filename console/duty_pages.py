@@ -28,15 +28,14 @@ from config.web import DB, STAFF, ClockDep, SettingsDep, actor_of
 from console.rendering import PageUser, attempt, redirect, render, require_role, user_can
 from console.security import check_csrf
 from responses.contacts import roster_service
-from responses.contacts.roster import Person, ShiftSpec
 from responses.duty import gaps as gap_service
 from responses.duty import handovers
 from responses.duty import service as duty_service
 from responses.duty.core import GAP_FLAG_HORIZON, WRITTEN_KINDS
 from responses.duty.models import Handover
 from responses.duty.schemas import HandoverAckIn, HandoverSignIn, LogEntryIn
-from responses.runs.api import ROSTER_EDITORS
-from responses.runs.schemas import ShiftsIn
+from responses.runs.api import ROSTER_EDITORS, spec_of
+from responses.runs.schemas import ShiftIn, ShiftsIn
 
 router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(check_csrf)])
 
@@ -70,6 +69,8 @@ def refusals() -> Iterator[None]:
         raise ApiError(exc.status, exc.code, exc.zh, exc.en, exc.details) from None
     except IllegalTransition as exc:
         raise ApiError(409, "illegal_transition", exc.zh, exc.en) from None
+    except roster_service.RosterError as exc:
+        raise ApiError(exc.status, exc.code, exc.zh, exc.en, exc.details) from None
 
 
 def _act(request: Request, action: Callable[[], Response], *, back: str = DUTY) -> Response:
@@ -127,6 +128,30 @@ def _people(text: str) -> list[dict[str, str | None]]:
     return out
 
 
+def _editable(session: Session, shift: Any, *, now: dt.datetime, tz: ZoneInfo) -> dict[str, Any]:
+    """A roster row with what its edit form starts from (local ``datetime-local`` values, people as typed)."""
+    view = duty_service.shift_view(session, shift, tz)
+    ms = roster_service.members(session, shift.id)
+    leader = next((m for m in ms if m.role == "leader"), None)
+    starts = shift.starts_at if shift.starts_at.tzinfo else shift.starts_at.replace(tzinfo=dt.UTC)
+    view.update({
+        "started": starts <= now,
+        "starts_input": starts.astimezone(tz).strftime("%Y-%m-%dT%H:%M"),
+        "ends_input": (shift.ends_at if shift.ends_at.tzinfo else shift.ends_at.replace(tzinfo=dt.UTC))
+        .astimezone(tz).strftime("%Y-%m-%dT%H:%M"),
+        "leader_name": leader.name if leader else "", "leader_phone": (leader.phone or "") if leader else "",
+        "officers_text": "\n".join(f"{m.name} {m.phone}" if m.phone else m.name for m in ms if m.role == "officer"),
+    })
+    return view
+
+
+def _shift_form(start: dt.datetime | None, end: dt.datetime | None, label: str, leader_name: str,
+                leader_phone: str, officers: str, note: str = "") -> dict[str, Any]:
+    leader = {"name": leader_name.strip(), "phone": leader_phone.strip() or None} if leader_name.strip() else None
+    return {"starts_at": start, "ends_at": end, "label": label.strip(), "note": note, "leader": leader,
+            "officers": _people(officers)}
+
+
 # ---------------------------------------------------------------------------------------------- the page
 
 
@@ -151,7 +176,7 @@ def duty_page(request: Request, user: PageUser, session: DB, clock: ClockDep, se
         current_view = duty_service.shift_view(session, current, tz) if current is not None else None
         rows = (handovers.listing(session, shift_id=current.id, limit=2) if current is not None
                 else handovers.listing(session, limit=1))
-        upcoming = [duty_service.shift_view(session, s, tz)
+        upcoming = [_editable(session, s, now=now, tz=tz)
                     for s in roster_service.shifts_between(session, now, now + ROSTER_AHEAD)]
         is_admin = user_can(user, (Role.ADMIN,))
         export_query = (f"shift={log['shift']['id']}" if log["shift"] is not None
@@ -305,17 +330,57 @@ def duty_roster_add(request: Request, user: PageUser, session: DB, clock: ClockD
     def act() -> Response:
         start = local_input(starts_at, settings.tz, field="starts_at")
         end = local_input(ends_at, settings.tz, field="ends_at")
-        leader = {"name": leader_name.strip(), "phone": leader_phone.strip() or None} if leader_name.strip() \
-            else None
-        body = validated(ShiftsIn, name="console", shifts=[{
-            "starts_at": start, "ends_at": end, "label": label.strip(), "leader": leader,
-            "officers": _people(officers)}])
-        specs = [ShiftSpec(starts_at=s.starts_at, ends_at=s.ends_at,
-                           leader=Person(s.leader.name, s.leader.phone) if s.leader else None,
-                           officers=[Person(p.name, p.phone) for p in s.officers], label=s.label, note=s.note)
-                 for s in body.shifts]
+        body = validated(ShiftsIn, name="console", shifts=[
+            _shift_form(start, end, label, leader_name, leader_phone, officers)])
+        specs = [spec_of(s) for s in body.shifts]
         roster_service.save_api_batch(session, specs, actor=actor_of(user), now=clock.now(), name=body.name)
         session.commit()
         return redirect(DUTY, done="dutyroom_shift_saved")
+
+    return _act(request, act)
+
+
+def _shift_or_404(session: Session, shift_id: int) -> Any:
+    shift = roster_service.get_shift(session, shift_id, lock=True)
+    if shift is None:
+        raise not_found("班次", "shift", shift_id)
+    return shift
+
+
+@router.post("/duty/roster/shifts/{shift_id}")
+def duty_roster_edit(shift_id: RowId, request: Request, user: PageUser, session: DB, clock: ClockDep,
+                     settings: SettingsDep, starts_at: Text = "", ends_at: Text = "", label: Text = "",
+                     leader_name: Text = "", leader_phone: Text = "", officers: Text = "") -> Response:
+    """Change a shift that has not ended; mirrors ``PUT /responses/roster/shifts/{id}``. A shift on duty keeps
+    its start whatever the (disabled) field sent, the note is kept as it is (the form does not show it)."""
+    require_role(user, ROSTER_EDITORS)
+
+    def act() -> Response:
+        now = clock.now()
+        shift = _shift_or_404(session, shift_id)
+        start = local_input(starts_at, settings.tz, field="starts_at")
+        if shift.starts_at.replace(tzinfo=shift.starts_at.tzinfo or dt.UTC) <= now:
+            start = shift.starts_at if shift.starts_at.tzinfo else shift.starts_at.replace(tzinfo=dt.UTC)
+        end = local_input(ends_at, settings.tz, field="ends_at")
+        body = validated(ShiftIn, **_shift_form(start, end, label, leader_name, leader_phone, officers,
+                                                note=shift.note))
+        roster_service.update_shift(session, shift, spec_of(body), actor=actor_of(user), now=now, tz=settings.tz)
+        session.commit()
+        return redirect(DUTY, done="dutyroom_shift_updated")
+
+    return _act(request, act)
+
+
+@router.post("/duty/roster/shifts/{shift_id}/remove")
+def duty_roster_remove(shift_id: RowId, request: Request, user: PageUser, session: DB, clock: ClockDep,
+                       settings: SettingsDep) -> Response:
+    """Remove a shift that has not begun; mirrors ``DELETE /responses/roster/shifts/{id}``."""
+    require_role(user, ROSTER_EDITORS)
+
+    def act() -> Response:
+        shift = _shift_or_404(session, shift_id)
+        roster_service.remove_shift(session, shift, actor=actor_of(user), now=clock.now(), tz=settings.tz)
+        session.commit()
+        return redirect(DUTY, done="dutyroom_shift_removed")
 
     return _act(request, act)

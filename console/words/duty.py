@@ -112,4 +112,30 @@ WORDS: dict[str, tuple[str, str]] = {
     "done.dutyroom_signed": ("已交班签字，等待接班确认。", "Signed; waiting for the incoming officer."),
     "done.dutyroom_acknowledged": ("已接班确认，时间已记录。", "Acknowledged; the time is recorded."),
     "done.dutyroom_shift_saved": ("班次已保存。", "Shift saved."),
+    "done.dutyroom_shift_updated": ("班次已修改，原内容已记入操作日志。",
+                                    "Shift changed; what it was is in the event log."),
+    "done.dutyroom_shift_removed": ("班次已删除，原内容已记入操作日志。",
+                                    "Shift removed; what it was is in the event log."),
+    # editing and removing a shift
+    "dutyroom.shift.edit": ("修改", "Edit"),
+    "dutyroom.shift.edit.title": ("修改班次", "Edit the shift"),
+    "dutyroom.shift.save": ("保存修改", "Save changes"),
+    "dutyroom.shift.remove": ("删除班次", "Remove the shift"),
+    "dutyroom.shift.remove.confirm": ("确定删除这个班次？删除后该时段可能无人值班。",
+                                      "Remove this shift? Nobody may be on duty in its hours afterwards."),
+    "dutyroom.shift.on_duty": ("在班", "On duty"),
+    "dutyroom.shift.started_hint": (
+        "本班次已开始：开始时间不能修改，也不能删除（当班记录须保留）；可修改结束时间和值班人员。",
+                                    "This shift is on duty: its start cannot change and it cannot be removed (the "
+                                    "record stays); its end and people can change."),
+    # the board's duty line
+    "boardduty.gap": ("排班缺口", "Roster gap"),
+    "boardduty.gap.more": ("另有 {n} 处排班缺口", "{n} more roster gaps"),
+    "boardduty.unack": ("交接班未确认", "Handover not acknowledged"),
+    "boardduty.unack.due": ("确认时限", "due"),
+    "boardduty.flagged": ("已督办带班领导", "flagged to the leader on duty"),
+    "boardduty.handover": ("本班交接", "This shift's handover"),
+    "boardduty.handover.state.draft": ("已起草，待交班签字", "drafted, not signed"),
+    "boardduty.handover.state.signed": ("已签字，待接班确认", "signed, waiting for acknowledgement"),
+    "boardduty.open": ("去处理", "Open"),
 }

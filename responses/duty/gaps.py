@@ -58,12 +58,11 @@ def gap_view(g: RosterGap, *, now: dt.datetime, tz: ZoneInfo) -> dict[str, Any]:
     if g.kind is GapKind.NO_SHIFT:
         zh = (f"{start + ' 起' if start else '值班表中此前无班次，'}至 {end + ' ' if end else '此后（未排班）'}"
               f"无人值班")
-        en = f"no shift from {g.starts_at.isoformat() if g.starts_at else 'the beginning'} to " \
-             f"{g.ends_at.isoformat() if g.ends_at else 'the end of the roster'}"
+        en = f"nobody on duty from {start or 'the start of the roster'} to {end or 'the end of the roster'}"
     else:
         name = f"{g.label}（{start}—{end}）" if g.label else f"{start}—{end}"
         zh = f"{name} {core.GAP_ZH[g.kind]}"
-        en = f"shift {g.shift_id} ({g.starts_at.isoformat() if g.starts_at else ''}): {core.GAP_EN[g.kind]}"
+        en = f"{g.label + ' ' if g.label else ''}{start}–{end}: {core.GAP_EN[g.kind]}"
     return {
         "key": g.key, "kind": g.kind.value, "kind_zh": core.GAP_ZH[g.kind], "kind_en": core.GAP_EN[g.kind],
         "shift_id": g.shift_id, "label": g.label, "starts_at": g.starts_at, "ends_at": g.ends_at,

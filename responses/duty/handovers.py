@@ -343,6 +343,29 @@ def view(session: Session, h: Handover, *, now: dt.datetime, tz: ZoneInfo) -> di
     }
 
 
+def board_rows(session: Session, *, now: dt.datetime, current_shift_id: int | None,
+               tz: ZoneInfo) -> list[dict[str, Any]]:
+    """The handovers the board names, in one query: every one past its acknowledgement deadline and not
+    acknowledged (flagged, or about to be at the sweep's next tick), and the current shift's own or incoming
+    one while it waits for a signature or an acknowledgement. Overdue first, then by deadline."""
+    waiting = Handover.state != HandoverState.ACKNOWLEDGED.value
+    near = Handover.ack_due_at <= now
+    if current_shift_id is not None:
+        near = near | (Handover.shift_id == current_shift_id) | (Handover.next_shift_id == current_shift_id)
+    rows = session.execute(select(Handover, Shift).join(Shift, Shift.id == Handover.shift_id)
+                           .where(waiting, near).order_by(Handover.ack_due_at, Handover.id).limit(20)).tuples()
+    out = []
+    for h, shift in rows:
+        overdue = core.unacknowledged(h.state, _aware(h.ack_due_at), now)
+        out.append({
+            "id": h.id, "state": h.state, "overdue": overdue, "flagged": h.unack_flagged_at is not None,
+            "shift": _label(shift, tz), "ack_due_local": core.local_text(h.ack_due_at, tz, with_date=False),
+            "outgoing": h.shift_id == current_shift_id,
+        })
+    out.sort(key=lambda r: not r["overdue"])
+    return out
+
+
 def audit_view(session: Session, h: Handover, as_of: dt.datetime) -> dict[str, Any]:
     """The handover as the audit report shows it, judged at ``as_of``; times stay aware datetimes."""
     shift = get_shift(session, h.shift_id)

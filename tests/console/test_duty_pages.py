@@ -229,3 +229,124 @@ def test_officer_adds_a_shift_and_admin_sees_the_gaps(client: TestClient, rt: Ru
     assert "班次缺带班领导" in page and 'data-kind="no_leader"' in page
     assert 'data-kind="no_shift"' in page, "the hours before the shift have nobody"
     assert "周值班" in page
+
+
+def _local(when: dt.datetime) -> str:
+    return when.astimezone(SHANGHAI).strftime("%Y-%m-%dT%H:%M")
+
+
+def test_officer_edits_and_removes_a_shift_and_the_record_stays(client: TestClient, rt: Runtime,
+                                                                 clock: VirtualClock) -> None:
+    now = clock.now()
+    out_id, in_id = _roster(rt, now)
+    _login_as(client, rt, "viewer1", "viewer")
+    page = client.get("/console/duty").text
+    assert 'data-testid="duty-shift-edit"' not in page, "a viewer sees the roster, not its edit forms"
+    assert _post(client, f"/console/duty/roster/shifts/{in_id}/remove", {}).status_code == 403
+
+    _login_as(client, rt, "duty1", "duty_officer")
+    page = client.get("/console/duty").text
+    assert f'action="/console/duty/roster/shifts/{in_id}/remove"' in page and "data-confirm=" in page
+    assert f'action="/console/duty/roster/shifts/{out_id}/remove"' not in page, "the shift on duty stays"
+    start = now + dt.timedelta(hours=1)
+    r = _post(client, f"/console/duty/roster/shifts/{in_id}", {
+        "starts_at": _local(start), "ends_at": _local(start + dt.timedelta(hours=11)), "label": "夜班（调）",
+        "leader_name": "钱带班", "leader_phone": "", "officers": "孙接班 13800000009"})
+    assert r.status_code == 303 and r.headers["location"].endswith("done=dutyroom_shift_updated")
+    with session_scope(rt.session_factory) as s:
+        shift = roster_service.get_shift(s, in_id)
+        assert shift is not None and shift.label == "夜班（调）"
+        assert duty_service.people(s, shift) == ("钱带班", ["孙接班"])
+    # the shift on duty: its start is kept whatever the form sends, its end may change
+    r = _post(client, f"/console/duty/roster/shifts/{out_id}", {
+        "starts_at": _local(now), "ends_at": _local(now + dt.timedelta(minutes=30)), "label": "白班",
+        "leader_name": "李带班", "officers": "王交班"})
+    assert r.status_code == 303, r.text
+    overlap = _post(client, f"/console/duty/roster/shifts/{out_id}", {
+        "ends_at": _local(now + dt.timedelta(hours=3)), "label": "白班", "officers": "王交班"})
+    assert overlap.status_code == 409 and "重叠" in overlap.text and "夜班（调）" in overlap.text
+    refused = _post(client, f"/console/duty/roster/shifts/{out_id}/remove", {})
+    assert refused.status_code == 409 and "不能删除" in refused.text and "修改结束时间" in refused.text
+    r = _post(client, f"/console/duty/roster/shifts/{in_id}/remove", {})
+    assert r.status_code == 303 and r.headers["location"].endswith("done=dutyroom_shift_removed")
+    clock.advance(dt.timedelta(hours=1))
+    ended = _post(client, f"/console/duty/roster/shifts/{out_id}", {
+        "starts_at": _local(now), "ends_at": _local(now + dt.timedelta(hours=3)), "officers": "王交班"})
+    assert ended.status_code == 404 or (ended.status_code == 409 and "已结束" in ended.text)
+    client.cookies.set("jiaoying_lang", "en")
+    en = _post(client, f"/console/duty/roster/shifts/{out_id}", {
+        "starts_at": _local(now), "ends_at": _local(now + dt.timedelta(hours=3)), "officers": "王交班"})
+    assert en.status_code == 409 and "has ended" in en.text
+
+
+def _board_duty_line(html: str) -> str:
+    m = re.search(r'<ul class="boardduty".*?</ul>', html, re.S)
+    return m.group(0) if m else ""
+
+
+def test_the_board_shows_gaps_of_the_next_24_hours_only(client: TestClient, rt: Runtime,
+                                                         clock: VirtualClock) -> None:
+    now = clock.now()
+    with session_scope(rt.session_factory) as s:
+        # on duty now with both roles; the next shift (in 6 h) has no leader; then nothing until day 3's shift,
+        # which has no duty officer
+        roster_service.upsert_shift(s, ShiftSpec(now - dt.timedelta(hours=2), now + dt.timedelta(hours=6),
+                                                 Person("李带班"), [Person("王值班")], label="白班"),
+                                    roster_id=None, actor="test", now=now)
+        roster_service.upsert_shift(s, ShiftSpec(now + dt.timedelta(hours=6), now + dt.timedelta(hours=18), None,
+                                                 [Person("赵值班")], label="夜班"),
+                                    roster_id=None, actor="test", now=now)
+        roster_service.upsert_shift(s, ShiftSpec(now + dt.timedelta(days=3), now + dt.timedelta(days=3, hours=12),
+                                                 Person("钱带班"), [], label="远期班"),
+                                    roster_id=None, actor="test", now=now)
+    _login_as(client, rt, "duty1", "duty_officer")
+    line = _board_duty_line(client.get("/").text)
+    assert 'data-testid="board-gap" data-kind="no_leader"' in line and "夜班" in line
+    assert 'data-testid="board-gap" data-kind="no_shift"' in line, "18 h from now nobody is rostered"
+    assert "远期班" not in line and "no_officer" not in line, "three days ahead is the duty page's, not the board's"
+    assert 'href="/console/duty"' in line
+    assert "style=" not in line
+
+    _login_as(client, rt, "admin1", "admin")
+    page = client.get("/console/duty").text
+    gaps = re.search(r'data-testid="duty-gaps".*?</section>', page, re.S)
+    assert gaps and "远期班" in gaps.group(0) and 'data-kind="no_officer"' in gaps.group(0)
+    client.cookies.set("jiaoying_lang", "en")
+    en = _board_duty_line(client.get("/").text)
+    assert "Roster gap" in en and "shift without a leader on duty" in en and "T" not in re.sub(r"<[^>]+>", "", en)
+
+
+def test_the_board_names_a_handover_past_its_deadline_until_acknowledged(client: TestClient, rt: Runtime,
+                                                                          clock: VirtualClock) -> None:
+    now = clock.now()
+    out_id, in_id = _roster(rt, now)  # the change of shift is in an hour
+    _login_as(client, rt, "duty1", "duty_officer")
+    assert _board_duty_line(client.get("/").text) == "" or "board-handover" not in _board_duty_line(
+        client.get("/").text)
+    clock.advance(dt.timedelta(minutes=40))
+    with session_scope(rt.session_factory) as s:
+        done = handovers.sweep(s, clock.now(), rt.settings.tz)
+        assert len(done["drafted"]) == 1 and done["flagged"] == []
+    line = _board_duty_line(client.get("/").text)
+    row = re.search(r'<li[^>]*data-testid="board-handover".*?</li>', line, re.S)
+    assert row and 'data-state="draft"' in row.group(0) and 'data-overdue="false"' in row.group(0)
+    assert "待交班签字" in row.group(0), "the current shift's own handover, drafted and not signed"
+    clock.advance(dt.timedelta(minutes=55))  # 35 minutes into the next shift: past the 30-minute deadline
+    with session_scope(rt.session_factory) as s:
+        done = handovers.sweep(s, clock.now(), rt.settings.tz)
+        assert len(done["flagged"]) == 1
+        h_id = done["flagged"][0]
+    line = _board_duty_line(client.get("/").text)
+    assert f'data-handover-id="{h_id}"' in line and 'data-overdue="true"' in line
+    assert "交接班未确认" in line and 'data-testid="board-handover-flagged"' in line
+    assert f'href="/console/duty/handovers/{h_id}"' in line
+    with session_scope(rt.session_factory) as s:
+        h = handovers.get(s, h_id)
+        assert h is not None
+        handovers.sign(s, h, actor="user:wang", name="王交班", now=clock.now())
+    assert 'data-state="signed"' in _board_duty_line(client.get("/").text), "signed late: still past the deadline"
+    with session_scope(rt.session_factory) as s:
+        h = handovers.get(s, h_id)
+        assert h is not None
+        handovers.acknowledge(s, h, actor="user:zhao", name="赵接班", now=clock.now())
+    assert "board-handover" not in _board_duty_line(client.get("/").text)
