@@ -16,6 +16,7 @@ from config.auth import check_login, start_session
 from config.errors import ApiError
 from config.web import DB, SESSION_COOKIE, ClockDep, SettingsDep
 from console import board as board_mod
+from console import map_pages
 from console.i18n import pick
 from console.rendering import (
     LANG_COOKIE,
@@ -41,7 +42,11 @@ def board_page(request: Request, session: DB, settings: SettingsDep, clock: Cloc
         return redirect("/login")
     lang = lang_of(request)
     data = board_mod.build(session, now=clock.now(), tz=settings.tz, lang=lang)
-    return render(request, "board.html", {"user": user, "board": data})
+    # The map panel follows the latest open run; only its name is read here, the map itself loads in the browser.
+    followed, _ = map_pages.pick_run(session, None)
+    map_run = map_pages.run_summary(followed, settings.tz, lang) if followed is not None else None
+    response = render(request, "board.html", {"user": user, "board": data, "map_panel_run": map_run})
+    return map_pages.allow_tiles(response, settings)
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -94,7 +99,7 @@ def install(app: Any) -> None:
     """Mount the console on the app: its pages, its static files and the page for a refused request."""
     from fastapi.staticfiles import StaticFiles
 
-    from console import admin_pages, duty_pages, live, map_pages, run_pages, warning_pages
+    from console import admin_pages, duty_pages, live, run_pages, warning_pages
 
     app.include_router(router)
     for area in (warning_pages, run_pages, admin_pages, map_pages, duty_pages, live):

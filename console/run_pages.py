@@ -26,6 +26,7 @@ from config.transitions import IllegalTransition
 from config.users import User
 from config.web import DB, STAFF, ClockDep, SettingsDep, actor_of
 from console.board import LEVEL_RANK, level_key, local
+from console.map_pages import allow_tiles
 from console.rendering import PageUser, attempt, problem, redirect, refused, render, user_can
 from console.security import check_csrf
 from responses.audit.api import AUDITORS
@@ -270,10 +271,11 @@ def run_detail(run_id: RowId, request: Request, user: PageUser, session: DB, set
     if run is None:
         return problem(request, not_found("响应", "response run", run_id), back="/console/runs")
     data = run_page(session, run, user, now=clock.now(), tz=settings.tz)
-    return render(request, "runs/detail.html", {
+    response = render(request, "runs/detail.html", {
         "user": user, "run": data, "via_options": _VIA, "sent_via_options": report_service.SENT_VIA,
         "staff": STAFF, "leaders": RUN_LEADERS, "auditors": AUDITORS,
     })
+    return allow_tiles(response, settings)  # the page's map panel may draw the intranet tiles
 
 
 # ---------------------------------------------------------------------------------------------- acting

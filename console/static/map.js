@@ -90,7 +90,10 @@
 
   MapView.prototype.start = function () {
     var self = this;
-    var map = L.map(this.el, {zoomSnap: 0.25, zoomDelta: 0.5, minZoom: 7, worldCopyJump: false});
+    // A panel sits inside a page that scrolls: the wheel and (on a touch screen) one finger scroll the page,
+    // not the map; its + and - buttons still zoom, and the full map is one click away.
+    var map = L.map(this.el, {zoomSnap: 0.25, zoomDelta: 0.5, minZoom: 7, worldCopyJump: false,
+      scrollWheelZoom: this.full, dragging: this.full || !L.Browser.mobile, tap: false});
     this.map = map;
     map.attributionControl.setPrefix("Leaflet");
     var tiles = this.el.getAttribute("data-tile-url");
@@ -297,7 +300,7 @@
         }
       }
     }
-    var root = this.el.closest(".map-page") || document;
+    var root = this.el.closest(".map-page, .map-panel-box") || document;
     Object.keys(counts).forEach(function (state) {
       var el = root.querySelector("[data-count=\"" + state + "\"]");
       if (el) { el.textContent = String(counts[state]); }
@@ -435,6 +438,22 @@
     if (again) { again.addEventListener("click", function () { self.refresh(); }); }
   };
 
+  // A panel further down a page (the board's side column) is drawn when it comes near the screen, so the
+  // board itself shows at once; the full map page draws at once.
+  var lazy = window.IntersectionObserver ? new IntersectionObserver(function (entries) {
+    entries.forEach(function (entry) {
+      if (!entry.isIntersecting) { return; }
+      lazy.unobserve(entry.target);
+      start(entry.target);
+    });
+  }, {rootMargin: "300px 0px"}) : null;
+
+  function start(el) {
+    if (el.jiaoyingMap || !document.body.contains(el)) { return; }
+    el.jiaoyingMap = new MapView(el);
+    maps.push(el.jiaoyingMap);
+  }
+
   function init(root) {
     if (!window.L) {
       Array.prototype.forEach.call((root || document).querySelectorAll("[data-map] [data-map-status]"),
@@ -442,9 +461,13 @@
       return;
     }
     Array.prototype.forEach.call((root || document).querySelectorAll("[data-map]"), function (el) {
-      if (el.jiaoyingMap) { return; }
-      el.jiaoyingMap = new MapView(el);
-      maps.push(el.jiaoyingMap);
+      if (el.jiaoyingMap || el.jiaoyingWaiting) { return; }
+      if (lazy && !el.hasAttribute("data-full")) {
+        el.jiaoyingWaiting = true;
+        lazy.observe(el);
+        return;
+      }
+      start(el);
     });
   }
 

@@ -15,6 +15,12 @@ WORDS: dict[str, tuple[str, str]] = {
     "map.updated": ("已更新", "Updated"),
     "map.refresh": ("刷新", "Refresh"),
     "map.open_full": ("打开完整地图", "Open the full map"),
+    # the smaller map on the board and on a run's page
+    "map.panel.title": ("地图：预警范围与各村叫应", "Map: warning areas and villages' answers"),
+    "map.panel.title_run": ("地图：本次响应各村叫应", "Map: this response's villages"),
+    "map.panel.no_run": ("暂无进行中的响应，只显示辖区和生效预警。", "No response is running: the district and "
+                         "the active warnings only."),
+    "map.panel.click_hint": ("点村可看联系人和叫应", "Click a village for its people and calls"),
     # the run
     "map.run.label": ("叫应状态按响应", "Colour villages by the response"),
     "map.run.auto": ("最新进行中的响应（自动）", "The latest open response (automatic)"),

@@ -404,6 +404,75 @@ def test_the_panel_partial_makes_a_smaller_live_map_for_another_page(seeded: Run
     assert 'data-run="auto"' in auto
 
 
+def _run_of(browser: TestClient) -> dict[str, Any]:
+    run = layer(browser, "callouts")["run"]
+    assert run is not None, "the red CAP started a run"
+    return run  # type: ignore[no-any-return]
+
+
+def test_the_board_has_the_map_panel_following_the_latest_open_run(as_role: Callable[..., TestClient]) -> None:
+    duty = as_role("duty_officer")
+    before = duty.get("/").text
+    assert 'id="map-panel-auto"' in before and 'data-run="auto"' in before, "the board's panel follows the runs"
+    panel = before[before.index('id="map-box-auto"'):]
+    assert ZH["map.panel.no_run"] in panel.split("</section>")[0], "no run yet: the region and the warnings only"
+    assert 'src="/console/assets/leaflet/leaflet.js"' in before and 'src="/static/map.js"' in before
+    side = before[before.index('class="board-side"'):]
+    assert side.index('id="h-measures"') < side.index('id="map-box-auto"') < side.index('id="h-feeds"'), \
+        "in the side column, below the urgent lists"
+    assert before.index('id="h-runs"') < before.index('class="board-side"')
+
+    push_red(duty)
+    run = _run_of(duty)
+    html = duty.get("/").text
+    box = html[html.index('id="map-box-auto"'):].split("</section>")[0]
+    line = box[box.index('data-testid="map-panel-run"'):]
+    assert run["number"] in line and f'href="/console/runs/{run["id"]}"' in line, "which run colours the villages"
+    assert '<span class="badge level-red" data-run-badge>红色预警</span>' in line
+    assert re.search(r'<span data-run-none class="muted" hidden>', box), "the no-run words are hidden"
+    assert 'href="/console/map?run=auto"' in box
+    assert re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html) is None and "style=" not in box
+
+
+def test_a_run_page_has_the_map_panel_of_that_run(as_role: Callable[..., TestClient]) -> None:
+    duty = as_role("duty_officer")
+    push_red(duty)
+    run = _run_of(duty)
+    r = duty.get(f"/console/runs/{run['id']}")
+    assert r.status_code == 200
+    html = r.text
+    box = html[html.index(f'id="map-box-{run["id"]}"'):].split("</section>")[0]
+    assert f'id="map-panel-{run["id"]}"' in box and f'data-run="{run["id"]}"' in box, "coloured by this run"
+    assert 'data-run="auto"' not in html, "a run's page never follows another run"
+    assert f'href="/console/map?run={run["id"]}"' in box and 'data-live="self"' in html
+    assert ZH["map.panel.title_run"] in box and 'data-testid="map-panel-run"' not in box
+    assert html.index('id="h-run"') < html.index('id="map-box-') < html.index('id="h-callouts"'), \
+        "beside the run's head, above the long list of calls"
+    assert "img-src 'self' data:;" in r.headers["content-security-policy"], "no tile server: images only from here"
+
+
+def test_the_board_and_a_run_page_allow_the_configured_tile_server(
+        client: TestClient, seeded: Runtime, as_role: Callable[..., TestClient],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JIAOYING_MAP__TILE_URL", "https://tiles.intranet.example/{z}/{x}/{y}.png")
+    settings = settings_with()
+    assert settings.map.tile_url == "https://tiles.intranet.example/{z}/{x}/{y}.png"
+    app = create_app(settings, runtime=seeded, scheduler=False)
+    with TestClient(app):
+        duty = as_role("duty_officer", app=app)
+        push_red(duty)
+        run = _run_of(duty)
+        pages = {"/": duty.get("/"), "run": duty.get(f"/console/runs/{run['id']}"), "map": duty.get("/console/map")}
+        other = duty.get("/console/warnings")
+    for name, page in pages.items():
+        assert page.status_code == 200, name
+        csp = page.headers["content-security-policy"]
+        assert "img-src 'self' data: https://tiles.intranet.example;" in csp, f"{name}: tiles may be drawn"
+        assert "default-src 'self'" in csp and "script-src 'self';" in csp, f"{name}: nothing else is loosened"
+        assert 'data-tile-url="https://tiles.intranet.example/{z}/{x}/{y}.png"' in page.text, name
+    assert "tiles.intranet.example" not in other.headers["content-security-policy"], "a page without a map is not"
+
+
 def test_map_words_exist_in_both_languages() -> None:
     keys = [k for k in MESSAGES if k.startswith("map.")]
     assert len(keys) > 80
