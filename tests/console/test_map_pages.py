@@ -432,6 +432,10 @@ def test_the_board_has_the_map_panel_following_the_latest_open_run(as_role: Call
     assert re.search(r'<span data-run-none class="muted" hidden>', box), "the no-run words are hidden"
     assert 'href="/console/map?run=auto"' in box
     assert re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html) is None and "style=" not in box
+    duty.cookies.set("jiaoying_lang", "en")
+    english = duty.get("/").text
+    box = english[english.index('id="map-box-auto"'):].split("</section>")[0]
+    assert "Map: warning areas and villages&#39; answers" in box and "Red warning" in box and "地图" not in box
 
 
 def test_a_run_page_has_the_map_panel_of_that_run(as_role: Callable[..., TestClient]) -> None:
