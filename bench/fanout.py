@@ -72,8 +72,8 @@ PER_TOWNSHIP = 100
 
 FAKE = r"""
 import sys, uvicorn
-from responses.fake_twilio.app import create_fake_app
-from responses.fake_twilio.state import FakeConfig
+from responses.messaging.fake_twilio.app import create_fake_app
+from responses.messaging.fake_twilio.state import FakeConfig
 port, sid, token = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 app = create_fake_app(FakeConfig(accounts={sid: token}, callbacks=False))
 uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)

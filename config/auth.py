@@ -1,23 +1,27 @@
 """Login: OAuth2 password flow to a JWT bearer token, also set as an HttpOnly cookie for the console.
 
 Failed logins are limited per username and per client address in a sliding window, so a password
-cannot be guessed at network speed.
+cannot be guessed at network speed. The failures are rows in the database (``login_failure``), so the
+limit holds across every instance behind a proxy: a guesser spreading attempts over instances counts on
+all of them. Each failure prunes the rows that left the window, so the table stays as small as the
+failures of the last window.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from collections import defaultdict, deque
+import hashlib
 from typing import Annotated, Any
 
 import jwt
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
+from sqlalchemy import Index, String, delete, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from config.clock import Clock
+from config.database import Base
 from config.errors import ApiError, errors
 from config.eventlog import record
 from config.settings import Settings
@@ -38,31 +42,47 @@ class Me(BaseModel):
     department: str | None
 
 
+class LoginFailure(Base):
+    """One failed login, counted against its user name and its client address."""
+
+    __tablename__ = "login_failure"
+    __table_args__ = (Index("ix_login_failure_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))
+    at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+def _key(key: str) -> str:
+    """Keys fit the column: a typed user name can be any length, a long one is kept as its digest."""
+    return key if len(key) <= 160 else f"{key.split(':', 1)[0]}#{hashlib.sha256(key.encode()).hexdigest()}"
+
+
 class LoginLimiter:
+    """At most ``attempts`` failures per key in ``window_seconds``, counted in the database.
+
+    Works in the caller's session and transaction: ``fail`` adds rows the caller commits with its record
+    of the failure, ``reset`` deletes them (the caller commits).
+    """
+
     def __init__(self, attempts: int, window_seconds: int) -> None:
         self.attempts, self.window = attempts, dt.timedelta(seconds=window_seconds)
-        self._failures: dict[str, deque[dt.datetime]] = defaultdict(deque)
-        self._lock = threading.Lock()
 
-    def _prune(self, key: str, now: dt.datetime) -> deque[dt.datetime]:
-        q = self._failures[key]
-        while q and now - q[0] > self.window:
-            q.popleft()
-        return q
+    def blocked(self, session: Session, keys: list[str], now: dt.datetime) -> bool:
+        rows = session.execute(
+            select(LoginFailure.key, func.count()).where(LoginFailure.key.in_([_key(k) for k in keys]),
+                                                         LoginFailure.at >= now - self.window)
+            .group_by(LoginFailure.key)
+        ).all()
+        return any(n >= self.attempts for _, n in rows)
 
-    def blocked(self, keys: list[str], now: dt.datetime) -> bool:
-        with self._lock:
-            return any(len(self._prune(k, now)) >= self.attempts for k in keys)
+    def fail(self, session: Session, keys: list[str], now: dt.datetime) -> None:
+        session.execute(delete(LoginFailure).where(LoginFailure.at < now - self.window))
+        session.add_all(LoginFailure(key=_key(k), at=now) for k in keys)
+        session.flush()
 
-    def fail(self, keys: list[str], now: dt.datetime) -> None:
-        with self._lock:
-            for k in keys:
-                self._prune(k, now).append(now)
-
-    def reset(self, keys: list[str]) -> None:
-        with self._lock:
-            for k in keys:
-                self._failures.pop(k, None)
+    def reset(self, session: Session, keys: list[str]) -> None:
+        session.execute(delete(LoginFailure).where(LoginFailure.key.in_([_key(k) for k in keys])))
 
 
 def issue_token(settings: Settings, user_id: int, username: str, role: str) -> str:
@@ -88,7 +108,7 @@ def check_login(request: Request, session: Session, clock: Clock, settings: Sett
     now = dt.datetime.now(dt.UTC)  # rate limiting is about wall time, even in a drill
     client = request.client.host if request.client else "unknown"
     keys = [f"user:{username}", f"ip:{client}"]
-    if limiter.blocked(keys, now):
+    if limiter.blocked(session, keys, now):
         raise ApiError(
             429,
             "too_many_logins",
@@ -98,13 +118,14 @@ def check_login(request: Request, session: Session, clock: Clock, settings: Sett
         )
     user = authenticate(session, username, password)
     if user is None:
-        limiter.fail(keys, now)
+        limiter.fail(session, keys, now)
         record(session, now=clock.now(), action="auth.login_failed", entity_type="user", entity_id=username,
                actor=f"ip:{client}")
         session.commit()
         raise ApiError(401, "bad_credentials", "用户名或密码错误", "Wrong username or password",
                        headers={"WWW-Authenticate": "Bearer"})
-    limiter.reset([f"user:{username}"])
+    limiter.reset(session, [f"user:{username}"])
+    session.commit()
     return user
 
 

@@ -1,10 +1,17 @@
 """The sender: claims due outbox rows and hands them to the provider.
 
-Bounded concurrency (a thread pool: provider calls are blocking HTTP), a per-provider rate limit
-(a token bucket on an injected monotonic clock, so every request — retries included — waits for
-a token), exponential backoff for 5xx / 429 / timeouts through ``next_try_at``, and permanent
-errors turned into failed messages with the provider's reason. The pipeline keeps claiming while
+Bounded concurrency (a thread pool: provider calls are blocking HTTP), a rate limit per provider
+account that every request — retries included — waits for, exponential backoff for 5xx / 429 /
+timeouts through ``next_try_at``, and permanent errors turned into failed messages with the
+provider's reason. The pipeline keeps claiming while
 requests are in flight and writes results in batches, so a slow request never stalls the rest.
+
+The rate limit belongs to the account, not to the process: by default it is booked in the database
+(``responses.messaging.ratelimit``), so any number of senders on one database — several
+``jiaoying worker`` and the sending child of every ``jiaoying serve`` — together stay under it.
+``SenderConfig.shared_rate=False`` keeps it in the process (a token bucket on an injected monotonic
+clock), for a sender that is known to be alone. If the database cannot book a slot, the message is
+retried later instead of leaving unpaced.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.clock import Clock
@@ -29,6 +37,7 @@ from config.runtime import Runtime
 from responses.messaging import outbox
 from responses.messaging.core import backoff, is_stale
 from responses.messaging.notifiers.base import Notifier, PermanentError, TransientError
+from responses.messaging.ratelimit import SharedRateLimiter
 
 log = logging.getLogger("jiaoying.sender")
 
@@ -74,6 +83,7 @@ class SenderConfig:
     # lets two late-and-early neighbours land in the same provider second.
     rate_per_second: float | None = None
     rate_headroom: float = 0.8
+    shared_rate: bool = True  # booked in the database for every sender of the account; False: this process only
     batch: int = 64
     lease: dt.timedelta = dt.timedelta(seconds=120)
     backoff_base: float = 2.0
@@ -107,11 +117,13 @@ class Sender:
         self.cfg = config or SenderConfig()
         self.worker = worker_id or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
         self.rng = random.Random(seed)
-        self.buckets: dict[str, TokenBucket] = {}
+        self.buckets: dict[str, TokenBucket | SharedRateLimiter] = {}
         if self.cfg.rate_per_second:
-            for name in self.notifiers:
-                self.buckets[name] = TokenBucket(self.cfg.rate_per_second * self.cfg.rate_headroom, 1.0,
-                                                 clock=monotonic)
+            rate = self.cfg.rate_per_second * self.cfg.rate_headroom
+            for name, notifier in self.notifiers.items():
+                self.buckets[name] = (SharedRateLimiter(session_factory, rate_account(name, notifier), rate,
+                                                        monotonic=monotonic)
+                                      if self.cfg.shared_rate else TokenBucket(rate, 1.0, clock=monotonic))
         self._pool = ThreadPoolExecutor(max_workers=self.cfg.concurrency, thread_name_prefix="sender")
 
     def close(self) -> None:
@@ -135,7 +147,14 @@ class Sender:
                                      error=f"no notifier configured for provider {c.provider!r}")
         bucket = self.buckets.get(c.provider)
         if bucket is not None:
-            bucket.acquire()
+            try:
+                bucket.acquire()
+            except SQLAlchemyError as exc:  # no slot could be booked: nothing leaves unpaced, try again later
+                log.warning("rate limit store unavailable for %s: %s", c.provider, exc)
+                delay = backoff(c.attempts, base=self.cfg.backoff_base, cap=self.cfg.backoff_cap, rng=self.rng)
+                return outbox.SendResult(c.id, self.worker, "retry", error_code="rate_store",
+                                         error=f"rate limit not booked: {type(exc).__name__}",
+                                         next_try_at=self.clock.now() + delay)
         now = self.clock.now()
         if is_stale(c.validity_until, now):
             return outbox.SendResult(c.id, self.worker, "expired", error_code="stale",
@@ -161,7 +180,7 @@ class Sender:
             return outbox.SendResult(c.id, self.worker, "retry", error_code=exc.code, error=exc.reason,
                                      next_try_at=self.clock.now() + delay)
         except Exception as exc:  # an unexpected bug in a notifier must not kill the sender; retried
-            log.exception("notifier %s crashed on message %s", c.provider, c.id)
+            log.exception("notifier %s crashed on message %s", c.provider, c.id, extra={"message_id": c.id})
             delay = backoff(c.attempts, base=self.cfg.backoff_base, cap=self.cfg.backoff_cap, rng=self.rng)
             return outbox.SendResult(c.id, self.worker, "retry", error_code="crash",
                                      error=f"{type(exc).__name__}: {exc}", next_try_at=self.clock.now() + delay)
@@ -235,6 +254,13 @@ class Sender:
     def _release(self, ids: list[int]) -> None:
         with session_scope(self.factory) as s:
             outbox.release(s, ids, worker=self.worker, now=self.clock.now())
+
+
+def rate_account(provider: str, notifier: Notifier) -> str:
+    """The key the provider counts requests by: the provider and its account id when the notifier has one."""
+    client = getattr(notifier, "client", None)
+    sid = getattr(notifier, "account_sid", None) or getattr(client, "account_sid", None)
+    return f"{provider}:{sid}" if isinstance(sid, str) and sid else provider
 
 
 def _inline_twiml(text: str) -> str:
