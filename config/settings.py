@@ -54,6 +54,16 @@ class SchedulerSettings(BaseModel):
     jobs: Literal["all", "web", "sending"] = "all"
 
 
+class ClusterSettings(BaseModel):
+    """Several instances on one PostgreSQL database (see ``jiaoying/leader.py``)."""
+
+    # How often an instance checks that it still holds leadership, or takes it when free. The leader's
+    # death is noticed by the others within about this long (its lock is released when its session ends).
+    leader_check_seconds: float = Field(2.0, gt=0, le=30)
+    # How long an instance starting up waits for another one that is migrating the database.
+    startup_lock_seconds: float = Field(600.0, gt=0)
+
+
 class SecuritySettings(BaseModel):
     secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
     token_minutes: int = 12 * 60
@@ -111,6 +121,7 @@ class Settings(BaseSettings):
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     map: MapSettings = Field(default_factory=MapSettings)
 
     @field_validator("display_timezone")

@@ -23,7 +23,7 @@ from config.web import declare_common_errors
 from console import pages as console_pages
 from geo import api as geo_api
 from jiaoying import __version__, migrate, wiring
-from jiaoying.scheduler import build_scheduler
+from jiaoying.scheduler import build_scheduler, is_leader
 from responses.audit import api as audit_api
 from responses.callouts import api as callout_api
 from responses.callouts import service as callout_service
@@ -85,8 +85,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or build_runtime(settings, clock=clock)
-        if settings.database.auto_upgrade:
-            migrate.upgrade(rt.engine)
+        if settings.database.auto_upgrade:  # under the start-up lock: instances started together wait their turn
+            migrate.upgrade_locked(rt.engine, wait_seconds=settings.cluster.startup_lock_seconds)
         app.state.runtime = rt
         response_engine.install(rt.state)
         # keypresses and replies answer callouts and acknowledge measure orders (the rule: measures.route_reply)
@@ -151,6 +151,7 @@ def create_app(
             "enabled": sched is not None,
             "running": bool(sched and sched.running),
             "last_tick": last.isoformat() if last else None,
+            "leader": bool(sched is not None and is_leader(rt)),  # runs the once-per-tick jobs (scheduler.py)
         }
         return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503)
 

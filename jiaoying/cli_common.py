@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 
 from config.clock import SystemClock
 from config.database import make_engine, make_session_factory, session_scope
@@ -36,13 +38,30 @@ def settings_or_exit() -> Settings:
 
 
 def upgrade_and_seed(settings: Settings) -> None:
-    engine = make_engine(settings.database.url)
+    """Migrate and seed, safe when several instances start at the same moment on one database.
+
+    Both happen under the start-up lock (``jiaoying/leader.py``), so one instance does the work and the
+    others find it done. The seeds only add what is missing; should a row still collide with one written
+    by a process that took no lock (an older version), the whole seeding is rolled back and read again.
+    """
+    engine = make_engine(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms)
     try:
-        migrate.upgrade(engine)
-        with session_scope(make_session_factory(engine)) as s:
-            seed_departments(s)
-            seed_feeds(s, SystemClock().now())
-            seed_default_region(s, SystemClock().now())
-            seed_demo_contacts(s, now=SystemClock().now(), tz=settings.tz)  # fake list; reaches nobody
+        migrate.upgrade_locked(engine, then=lambda: seed(engine, settings),
+                               wait_seconds=settings.cluster.startup_lock_seconds)
     finally:
         engine.dispose()
+
+
+def seed(engine: Engine, settings: Settings, *, attempts: int = 3) -> None:
+    for attempt in range(attempts):
+        try:
+            with session_scope(make_session_factory(engine)) as s:
+                now = SystemClock().now()
+                seed_departments(s)
+                seed_feeds(s, now)
+                seed_default_region(s, now)
+                seed_demo_contacts(s, now=now, tz=settings.tz)  # fake list; reaches nobody
+            return
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise

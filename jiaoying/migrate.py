@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -9,6 +10,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
+
+from jiaoying.leader import startup_lock
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -35,3 +38,20 @@ def current(engine: Engine) -> set[str]:
 
 def is_current(engine: Engine) -> bool:
     return current(engine) == heads()
+
+
+def upgrade_locked(engine: Engine, *, then: Callable[[], object] | None = None,
+                   wait_seconds: float = 600.0) -> bool:
+    """Upgrade (and run ``then``, the seeding) under the start-up lock; returns whether this call migrated.
+
+    Several instances started at once on an empty database would otherwise all try to create
+    ``alembic_version`` and the tables, and all but one die. The first takes the lock and migrates; the
+    others wait for it, find the schema current and go on.
+    """
+    with startup_lock(engine, wait_seconds=wait_seconds):
+        migrated = not is_current(engine)
+        if migrated:
+            upgrade(engine)
+        if then is not None:
+            then()
+    return migrated

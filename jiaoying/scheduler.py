@@ -1,6 +1,32 @@
 """Job wiring. The scheduler only ticks: every job reads its due rows from the database, is
 idempotent, and is safe to run twice or on several instances. Deadlines live in the database,
 so a restart or a late tick loses nothing — the next tick catches up.
+
+Several instances on one PostgreSQL database (any number of ``serve`` and ``worker``) do not all run
+every job. Work that must happen once per tick runs on the leader only, chosen by an advisory lock
+(``jiaoying/leader.py``); work that is safe in parallel runs everywhere, shared out by row claims:
+
+=====================  ===========  =====================================================================
+job                    runs on      why
+=====================  ===========  =====================================================================
+heartbeat              every        each instance's own liveness (``/readyz`` ``last_tick``)
+outbox_send            every        messages are claimed with a lease; N senders share the backlog
+callouts_sweep         every        callees are claimed row by row (``FOR UPDATE SKIP LOCKED``)
+feeds_poll             leader       one fetch per feed and interval; N pollers would ask a source N times
+warnings_sweep         leader       expiries and updates once, not once per instance
+consultation_sweep     leader       consultation deadlines and reminders once per tick
+supervision_sweep      leader       one supervision pass per run; no reminder sent twice
+measures_sweep         leader       overdue orders flagged and escalated once
+reports_sweep          leader       reports drafted and reminded once per schedule point
+handover_sweep         leader       one handover draft per shift
+roster_gap_sweep       leader       one gap flag per gap
+=====================  ===========  =====================================================================
+
+A leader-only job checks the leader's cached flag when its tick comes and does nothing elsewhere; when
+the leader dies or loses the database, another instance holds the lock within ``cluster.
+leader_check_seconds`` and its next tick does the work (deadlines are rows, so nothing is lost). On
+SQLite — one process by design — the instance is always the leader. ``run_all_once`` (drills, tests)
+runs every job regardless.
 """
 
 from __future__ import annotations
@@ -14,10 +40,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from apscheduler.events import EVENT_SCHEDULER_SHUTDOWN, EVENT_SCHEDULER_STARTED, SchedulerEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from config.runtime import Runtime
 from jiaoying import wiring
+from jiaoying.leader import Leadership
 from responses.callouts import jobs as callout_jobs
 from responses.callouts import service as callout_service
 from responses.duty import jobs as duty_jobs
@@ -97,11 +125,47 @@ def scheduled_specs(rt: Runtime) -> list[JobSpec]:
     return specs
 
 
+# Safe in parallel through claims, or each instance's own: these run on every instance; all others on the
+# leader only (the table in the module docstring).
+EVERY_INSTANCE_JOBS = SENDING_JOBS | {"heartbeat"}
+
+
+def leader_only(spec: JobSpec) -> bool:
+    return spec.name not in EVERY_INSTANCE_JOBS
+
+
+def run_if_leader(rt: Runtime, spec: JobSpec) -> None:
+    leadership: Leadership | None = rt.state.get("leadership")
+    if leadership is not None and not leadership.is_leader:
+        return
+    run_job(rt, spec)
+
+
 def build_scheduler(rt: Runtime) -> BackgroundScheduler:
+    """The process's scheduler; when it runs leader-only jobs, its leadership starts and stops with it."""
     sched = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
-    for spec in scheduled_specs(rt):
-        sched.add_job(run_job, "interval", seconds=spec.seconds, args=[rt, spec], id=spec.name, name=spec.name)
+    specs = scheduled_specs(rt)
+    for spec in specs:
+        func = run_if_leader if leader_only(spec) else run_job
+        sched.add_job(func, "interval", seconds=spec.seconds, args=[rt, spec], id=spec.name, name=spec.name)
+    if any(leader_only(s) for s in specs):
+        leadership = Leadership(rt.engine, every=rt.settings.cluster.leader_check_seconds)
+        rt.state["leadership"] = leadership
+
+        def on_event(event: SchedulerEvent) -> None:
+            if event.code == EVENT_SCHEDULER_STARTED:
+                leadership.start()
+            elif event.code == EVENT_SCHEDULER_SHUTDOWN:
+                leadership.stop()
+
+        sched.add_listener(on_event, EVENT_SCHEDULER_STARTED | EVENT_SCHEDULER_SHUTDOWN)
     return sched
+
+
+def is_leader(rt: Runtime) -> bool:
+    """Whether this process runs the leader-only jobs now (false when it schedules none)."""
+    leadership: Leadership | None = rt.state.get("leadership")
+    return leadership is not None and leadership.is_leader
 
 
 class SendingProcess:
