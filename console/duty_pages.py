@@ -340,6 +340,18 @@ def duty_roster_add(request: Request, user: PageUser, session: DB, clock: ClockD
     return _act(request, act)
 
 
+def _utc(when: dt.datetime) -> dt.datetime:
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def _unchanged(typed: dt.datetime | None, stored: dt.datetime) -> dt.datetime | None:
+    """The form shows minutes: a time left as shown keeps its stored seconds, so an untouched field never
+    moves a shift (or makes it overlap its neighbour by the seconds cut off)."""
+    if typed is not None and typed == stored.replace(second=0, microsecond=0):
+        return stored
+    return typed
+
+
 def _shift_or_404(session: Session, shift_id: int) -> Any:
     shift = roster_service.get_shift(session, shift_id, lock=True)
     if shift is None:
@@ -358,10 +370,11 @@ def duty_roster_edit(shift_id: RowId, request: Request, user: PageUser, session:
     def act() -> Response:
         now = clock.now()
         shift = _shift_or_404(session, shift_id)
-        start = local_input(starts_at, settings.tz, field="starts_at")
-        if shift.starts_at.replace(tzinfo=shift.starts_at.tzinfo or dt.UTC) <= now:
-            start = shift.starts_at if shift.starts_at.tzinfo else shift.starts_at.replace(tzinfo=dt.UTC)
-        end = local_input(ends_at, settings.tz, field="ends_at")
+        was_start, was_end = _utc(shift.starts_at), _utc(shift.ends_at)
+        start = _unchanged(local_input(starts_at, settings.tz, field="starts_at"), was_start)
+        if was_start <= now:
+            start = was_start
+        end = _unchanged(local_input(ends_at, settings.tz, field="ends_at"), was_end)
         body = validated(ShiftIn, **_shift_form(start, end, label, leader_name, leader_phone, officers,
                                                 note=shift.note))
         roster_service.update_shift(session, shift, spec_of(body), actor=actor_of(user), now=now, tz=settings.tz)

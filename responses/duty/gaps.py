@@ -56,8 +56,10 @@ def gap_view(g: RosterGap, *, now: dt.datetime, tz: ZoneInfo) -> dict[str, Any]:
     start = core.local_text(g.starts_at, tz) if g.starts_at else ""
     end = core.local_text(g.ends_at, tz) if g.ends_at else ""
     if g.kind is GapKind.NO_SHIFT:
-        zh = (f"{start + ' 起' if start else '值班表中此前无班次，'}至 {end + ' ' if end else '此后（未排班）'}"
-              f"无人值班")
+        if end:
+            zh = f"{start + ' 起' if start else '值班表中此前无班次，'}至 {end} 无人值班"
+        else:
+            zh = f"{start + ' 起' if start else '现在起'}无人值班（此后未排班）"
         en = f"nobody on duty from {start or 'the start of the roster'} to {end or 'the end of the roster'}"
     else:
         name = f"{g.label}（{start}—{end}）" if g.label else f"{start}—{end}"
