@@ -50,6 +50,7 @@ Progress = Callable[[dt.datetime, str], None]
 ACTOR = "drill"
 DUTY_OFFICER = "user:drill-duty-officer"
 LEADER = "user:drill-leader"
+DRILL_OFFICER = "演练值班员"  # the default shift's duty officer, so a drill's roster has no gap of its own
 CHANNELS = {"keypress": "keypress", "sms": "sms_reply", "web": "web", "phone": "duty_officer"}
 OPEN_MEASURES = ("ordered", "acknowledged", "in_progress")
 
@@ -149,7 +150,8 @@ def prepare(session: Session, loaded: LoadedScenario, *, now: dt.datetime, tz: d
             .order_by(Contact.id).limit(1)).scalar_one_or_none()
         if leader is not None:
             upsert_shift(session, ShiftSpec(starts_at=now - dt.timedelta(hours=1), ends_at=s.end + dt.timedelta(days=1),
-                                            leader=Person(leader.name, leader.phone), label="演练值班 / drill shift"),
+                                            leader=Person(leader.name, leader.phone), label="演练值班",
+                                            officers=[Person(DRILL_OFFICER)]),
                          roster_id=None, actor=ACTOR, now=now)
 
 
