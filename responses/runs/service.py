@@ -40,6 +40,18 @@ def default_plans() -> dict[Hazard, ResponsePlan]:
     return _default_plans(str(DEFAULT_PLANS_DIR))
 
 
+@lru_cache(maxsize=32)
+def _parsed_document(source: str, fmt: str) -> ResponsePlan | None:
+    """An admin's plan document, parsed once per text (a parse costs tens of milliseconds).
+
+    Keyed by the text itself, not by a row id or a timestamp: whichever instance writes a new revision,
+    the next ``current_plan`` anywhere reads the newest row (one indexed read, the version check) and
+    meets a text it has not parsed yet. Nothing can be served for a document it does not describe, even
+    across databases. Plans are frozen models, so sharing one between callers is safe.
+    """
+    return parse_text(source, "plan_document", fmt).plan
+
+
 def latest_document(session: Session, hazard: str) -> PlanDocument | None:
     return session.execute(
         select(PlanDocument).where(PlanDocument.hazard == hazard).order_by(PlanDocument.revision.desc()).limit(1)
@@ -50,9 +62,9 @@ def current_plan(session: Session, hazard: str) -> tuple[ResponsePlan | None, st
     """The plan in force for a hazard: the newest admin edit, else the shipped default."""
     doc = latest_document(session, hazard)
     if doc is not None:
-        res = parse_text(doc.source, f"plan_document#{doc.id}", doc.format)
-        if res.plan is not None:
-            return res.plan, f"{res.plan.version}+r{doc.revision}"
+        plan = _parsed_document(doc.source, doc.format)
+        if plan is not None:
+            return plan, f"{plan.version}+r{doc.revision}"
     try:
         plan = default_plans().get(Hazard(hazard))
     except ValueError:
@@ -88,7 +100,7 @@ def plan_source(session: Session, hazard: str) -> tuple[str, str] | None:
     written, or else the shipped default file with its comments. None for a hazard with no plan.
     """
     doc = latest_document(session, hazard)
-    if doc is not None and parse_text(doc.source, f"plan_document#{doc.id}", doc.format).plan is not None:
+    if doc is not None and _parsed_document(doc.source, doc.format) is not None:
         return doc.source, doc.format
     try:
         path = load_dir(DEFAULT_PLANS_DIR, require_all=False).sources.get(Hazard(hazard))
