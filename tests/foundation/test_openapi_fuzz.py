@@ -61,6 +61,8 @@ RULES_IN_WORDS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "POST /geo/match": lambda e: e["code"] in ("bad_geometry", "bad_target"),
     "POST /warnings/manual": lambda e: e["code"] == "invalid_area",
     "POST /responses/roster/shifts": lambda e: e["code"] == "validation_error" and _shift_order(e),
+    "PUT /responses/roster/shifts/{shift_id}": lambda e: (e["code"] == "validation_error" and _shift_order(e))
+    or e["code"] in ("shift_ended", "shift_started", "start_in_past", "end_in_past", "shift_overlap"),
     # a log entry is back-dated within its shift only; a log view is one shift, one day or one from/to window
     "POST /duty/log": lambda e: e["code"] == "time_out_of_range",
     "GET /duty/log": lambda e: e["code"] == "bad_window",
