@@ -104,6 +104,36 @@ class MapSettings(BaseModel):
         return str(v).strip().lower().replace("-", "").replace("_", "") if v is not None else v
 
 
+class LogSettings(BaseModel):
+    """How the processes write their logs (``config/logs.py``): readable ``text`` lines by default, or ``json``,
+    one object per line, for a log shipper. Phone numbers are masked in both."""
+
+    format: Literal["text", "json"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _lower(cls, v: object) -> object:
+        return v.strip().lower() if isinstance(v, str) else v
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, v: object) -> object:
+        return v.strip().upper() if isinstance(v, str) else v
+
+
+class MetricsSettings(BaseModel):
+    """``/metrics`` for Prometheus. With a token, a scrape must send ``Authorization: Bearer <token>``; without
+    one, only a client on this machine (loopback, not through a proxy) may scrape."""
+
+    token: SecretStr | None = None
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _blank_is_none(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="JIAOYING_",
@@ -123,6 +153,8 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     map: MapSettings = Field(default_factory=MapSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @field_validator("display_timezone")
     @classmethod

@@ -17,12 +17,14 @@ from config.auth import LoginLimiter
 from config.clock import Clock
 from config.database import ping
 from config.errors import add_error_schema, errors, install_error_handlers
+from config.logs import RequestIdMiddleware
 from config.runtime import Runtime, build_runtime
 from config.settings import Settings
 from config.web import declare_common_errors
 from console import pages as console_pages
 from geo import api as geo_api
 from jiaoying import __version__, migrate, wiring
+from jiaoying import metrics as metrics_route
 from jiaoying.scheduler import build_scheduler, is_leader
 from responses.audit import api as audit_api
 from responses.callouts import api as callout_api
@@ -57,6 +59,7 @@ ROUTERS = [
 ]
 
 PUBLIC_PATHS = {"/healthz", "/readyz", "/auth/token", *webhooks.WEBHOOK_PATHS}  # webhooks: provider-signed
+PUBLIC_PATHS.add("/metrics")  # its own protection: a scrape token, or loopback only (jiaoying/metrics.py)
 
 # Statuses a router's own module cannot declare for itself: the provider webhooks refuse a bad signature.
 ROUTER_ERRORS: dict[int, dict[int | str, dict[str, Any]]] = {id(webhooks.router): errors(403)}
@@ -158,6 +161,8 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router, responses=ROUTER_ERRORS.get(id(router)))
     console_pages.install(app)  # the duty console: HTML pages and their static files, outside the schema
+    app.include_router(metrics_route.router)  # Prometheus /metrics, outside the schema
+    app.add_middleware(RequestIdMiddleware)  # X-Request-ID on every answer and in every log line of the request
     _document_errors(app)
     return app
 

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from config.database import make_engine, make_session_factory, ping, session_scope
 from config.eventlog import record, verify
+from config.logs import setup_logging
 from config.settings import load_settings
 from config.users import ROLE_NAMES_ZH, Role, User, find_department, hash_password
 from jiaoying import contacts_cli, drill_cli, geo_cli, wiring
@@ -64,6 +65,7 @@ def serve(
     from jiaoying.scheduler import SendingProcess
 
     settings = settings_or_exit()
+    setup_logging(settings)  # JIAOYING_LOG__FORMAT=json|text; uvicorn's lines go through it (log_config=None)
     if settings.database.auto_upgrade:
         upgrade_and_seed(settings)
     sched = settings.scheduler
@@ -90,9 +92,11 @@ def serve(
     if gateway_url is not None:
         out.print(f"未配置 Twilio：短信/语音发往本地模拟网关 {gateway_url}（不会发到真实号码）"
                   " / no Twilio credentials: messages go to the local fake gateway, never to a real phone")
+    setup_logging(settings)  # again: an in-process fake gateway's uvicorn has just set up loggers of its own
     try:
         # open console event streams never end by themselves: without a bound, Ctrl+C would wait for them
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_graceful_shutdown=3)
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_graceful_shutdown=3,
+                    log_config=None)
     finally:
         if sending is not None:
             sending.stop()
@@ -107,7 +111,6 @@ def worker(
                                               min=0, max=65535)] = 0,
 ) -> None:
     """只运行调度器（与服务分开部署时）/ Run the scheduler only."""
-    import logging
     import signal
     import threading
 
@@ -117,10 +120,7 @@ def worker(
 
     settings = settings_or_exit()
     zh, en = ("发送进程", "sending process") if parent_pid is not None else ("调度器", "scheduler")
-    logging.basicConfig(level=logging.INFO,
-                        format=f"%(asctime)s [{'sender' if parent_pid is not None else 'worker'} %(process)d] "
-                               "%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per tick
+    setup_logging(settings, process_label="sender" if parent_pid is not None else "worker")
     if parent_pid is None:  # started by serve: serve has upgraded the database already
         upgrade_and_seed(settings)
     stop = threading.Event()
@@ -128,6 +128,7 @@ def worker(
     if parent_pid is not None:
         watch_parent(parent_pid, stop)
     settings, gateway = with_local_gateway(settings, port=gateway_port)
+    setup_logging(settings, process_label="sender" if parent_pid is not None else "worker")  # after the gateway's
     rt = build_runtime(settings)
     sched = build_scheduler(rt)
     sched.start()
@@ -323,6 +324,46 @@ def plans_validate(
         err.print(f"[bold red]共 {len(errors)} 处错误 / {len(errors)} error(s)[/]")
         raise typer.Exit(1)
     out.print(f"[green]预案检查通过 / plans valid[/]: {target}")
+
+
+@app.command("backup")
+def backup(
+    out_file: Annotated[Path, typer.Option("--out", help="备份文件 / the backup file to write")],
+) -> None:
+    """在线备份 SQLite 数据库（服务运行中亦可）/ Back up the SQLite database online, while the server runs."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from jiaoying.backup import BackupError, backup_sqlite, sqlite_file
+
+    settings = settings_or_exit()
+    try:
+        source = sqlite_file(settings.database.url)
+    except BackupError as exc:
+        raise fail(str(exc)) from None
+    if source is None:
+        raise fail("PostgreSQL 数据库请用 pg_dump 备份、pg_restore 恢复，"
+                   "命令见 README「部署 / Deployment」一节的备份部分。"
+                   " / Back up PostgreSQL with pg_dump and restore with pg_restore: see the README's Deployment "
+                   "section, Backups.")
+    try:
+        with Progress(TextColumn("备份中 / backing up"), BarColumn(), MofNCompleteColumn(), TextColumn("页 / pages"),
+                      console=err, transient=True) as bar:
+            task = bar.add_task("backup", total=None)
+
+            def step(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            result = backup_sqlite(source, out_file, progress=step)
+    except BackupError as exc:
+        raise fail(str(exc), 2 if exc.bad_argument else 1) from None
+    except OSError as exc:
+        raise fail(f"无法写入备份文件 / cannot write the backup: {exc}", 1) from None
+    size_mb = result.bytes / 1024 / 1024
+    out.print(f"[green]备份完成[/]：{result.path}（{size_mb:.1f} MiB，{result.pages} 页）"
+              f" / backup written: {result.path} ({size_mb:.1f} MiB, {result.pages} pages)\n"
+              f"恢复：停止服务，将此文件复制为数据库文件 {source} 后再启动，并运行 jiaoying audit verify 校验事件日志。"
+              f" / To restore: stop the server, copy this file over {source}, start again and run "
+              "jiaoying audit verify.")
 
 
 def main() -> None:

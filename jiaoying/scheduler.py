@@ -46,6 +46,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from config.runtime import Runtime
 from jiaoying import wiring
 from jiaoying.leader import Leadership
+from jiaoying.metrics import observe_job
 from responses.callouts import jobs as callout_jobs
 from responses.callouts import service as callout_service
 from responses.duty import jobs as duty_jobs
@@ -95,11 +96,15 @@ def job_specs(rt: Runtime) -> list[JobSpec]:
 
 
 def run_job(rt: Runtime, spec: JobSpec) -> None:
+    started, failed = time.perf_counter(), False
     try:
         spec.func(rt)
     except Exception:  # a failing job must not stop the others; it is retried on the next tick
+        failed = True
         log.exception("job %s failed", spec.name)
         rt.state.setdefault("job_errors", {})[spec.name] = rt.now().isoformat()
+    finally:  # jiaoying_job_duration_seconds / jiaoying_job_failures_total
+        observe_job(spec.name, time.perf_counter() - started, failed=failed)
 
 
 def run_all_once(rt: Runtime) -> None:

@@ -671,7 +671,7 @@ def on_run_event(session: Session, run: ResponseRun, action: str, *, actor: str,
             elif action in STOPPING_ACTIONS:
                 cancel_run_callouts(session, run.id, now=now, actor=actor)
     except Exception as exc:  # logged for the duty officer; the run goes on
-        log.exception("callout hook failed for run %s (%s)", run.id, action)
+        log.exception("callout hook failed for run %s (%s)", run.id, action, extra={"run_id": run.id})
         record(session, now=now, action="callouts.hook_failed", entity_type="response_run", entity_id=run.id,
                actor="system", payload={"run_action": action, "error": f"{type(exc).__name__}: {exc}"[:500]})
 

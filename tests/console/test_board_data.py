@@ -332,3 +332,42 @@ def test_the_benchmark_reads_server_sent_events_as_a_browser_does(bench: Any) ->
     assert bench.json.loads(got[0].data)["entity_id"] == "7"
     assert got[2].data == "no space\n two spaces", "one space after the colon is dropped, not more"
     assert parser.last_id == "43"
+
+
+def test_the_duty_line_costs_the_same_queries_for_one_gap_or_many(sqlite_runtime: Runtime) -> None:
+    """Roster gaps and late handovers are read in a fixed number of queries, not once per shift or handover."""
+    from responses.contacts import roster_service
+    from responses.contacts.roster import Person, ShiftSpec
+    from responses.duty import handovers
+
+    engine, factory = sqlite_runtime.engine, sqlite_runtime.session_factory
+    now = T0
+
+    def add_shifts(first: int, n: int) -> None:
+        # two-hour shifts with an hour's hole after each and no leader: each is two gaps; the ended ones
+        # get a handover nobody acknowledges
+        with session_scope(factory) as s:
+            for i in range(first, first + n):
+                start = now + dt.timedelta(hours=3 * i - 6)
+                shift = roster_service.upsert_shift(s, ShiftSpec(start, start + dt.timedelta(hours=2), None,
+                                                                 [Person(f"值班{i}")]),
+                                                    roster_id=None, actor="test", now=now)
+                if start + dt.timedelta(hours=2) <= now:
+                    handovers.draft(s, shift, actor="test", now=start + dt.timedelta(hours=1), tz=TZ)
+
+    add_shifts(0, 3)  # two ended, one on duty now
+    with factory() as s:
+        board_mod.build(s, now=now, tz=TZ, lang="zh")
+    few, small = _count_queries(engine, factory, now)
+    add_shifts(3, 6)
+    with session_scope(factory) as s:  # two more ended shifts, their handovers drafted late
+        for i in (-1, -2):
+            start = now + dt.timedelta(hours=3 * i - 6)
+            shift = roster_service.upsert_shift(s, ShiftSpec(start, start + dt.timedelta(hours=2), None,
+                                                             [Person(f"前值班{i}")]),
+                                                roster_id=None, actor="test", now=now)
+            handovers.draft(s, shift, actor="test", now=start + dt.timedelta(hours=1), tz=TZ)
+    many, large = _count_queries(engine, factory, now)
+    assert len(large.gaps) > len(small.gaps) and len(large.handovers) > len(small.handovers) >= 1
+    assert all(h["overdue"] for h in large.handovers)
+    assert many == few, f"{few} queries for a short duty line, {many} for a long one"
