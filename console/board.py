@@ -29,7 +29,8 @@ LEVEL_RANK = {"red": 0, "orange": 1, "yellow": 2, "blue": 3}
 CLOSED_MEASURES = frozenset({"lifted", "cancelled", "waived"})
 CALLOUT_KEYS = ("answered", "waiting", "overdue", "escalated", "unanswered", "late")
 DUE_SOON = dt.timedelta(minutes=30)
-GAPS_SHOWN = 2
+GAPS_SHOWN = 2  # the duty line's rows: it must not push warnings and runs off the first screen
+HANDOVERS_SHOWN = 2
 
 
 def local(when: dt.datetime | None, tz: ZoneInfo, *, with_date: bool = True) -> str:
@@ -64,6 +65,10 @@ class Board:
     def shown_gaps(self) -> list[dict[str, Any]]:
         """The first few gaps: the duty line stays one or two lines, the rest is counted and on the duty page."""
         return self.gaps[:GAPS_SHOWN]
+
+    @property
+    def shown_handovers(self) -> list[dict[str, Any]]:
+        return self.handovers[:HANDOVERS_SHOWN]
 
     @property
     def counts(self) -> dict[str, int]:

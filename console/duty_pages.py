@@ -176,6 +176,8 @@ def duty_page(request: Request, user: PageUser, session: DB, clock: ClockDep, se
         current_view = duty_service.shift_view(session, current, tz) if current is not None else None
         rows = (handovers.listing(session, shift_id=current.id, limit=2) if current is not None
                 else handovers.listing(session, limit=1))
+        # every handover still waiting past its deadline is named too, whichever shift it came from
+        rows += [h for h in handovers.late(session, now) if h.id not in {r.id for r in rows}]
         upcoming = [_editable(session, s, now=now, tz=tz)
                     for s in roster_service.shifts_between(session, now, now + ROSTER_AHEAD)]
         is_admin = user_can(user, (Role.ADMIN,))

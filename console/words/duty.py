@@ -132,6 +132,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "boardduty.gap": ("排班缺口", "Roster gap"),
     "boardduty.gap.more": ("另有 {n} 处排班缺口", "{n} more roster gaps"),
     "boardduty.unack": ("交接班未确认", "Handover not acknowledged"),
+    "boardduty.unack.more": ("另有 {n} 份交接班待处理", "{n} more handovers waiting"),
     "boardduty.unack.due": ("确认时限", "due"),
     "boardduty.flagged": ("已督办带班领导", "flagged to the leader on duty"),
     "boardduty.handover": ("本班交接", "This shift's handover"),

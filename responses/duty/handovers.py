@@ -59,6 +59,13 @@ def listing(session: Session, *, shift_id: int | None = None, state: str | None 
     return list(session.execute(stmt).scalars())
 
 
+def late(session: Session, now: dt.datetime, *, limit: int = 20) -> list[Handover]:
+    """Handovers past their acknowledgement deadline and not acknowledged, oldest deadline first."""
+    return list(session.execute(
+        select(Handover).where(Handover.state != HandoverState.ACKNOWLEDGED.value, Handover.ack_due_at <= now)
+        .order_by(Handover.ack_due_at, Handover.id).limit(limit)).scalars())
+
+
 def _event(session: Session, h: Handover, action: str, actor: str, now: dt.datetime,
            payload: dict[str, Any] | None = None) -> None:
     record(session, now=now, action=f"handover.{action}", entity_type="handover", entity_id=h.id, actor=actor,

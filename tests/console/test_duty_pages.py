@@ -350,3 +350,27 @@ def test_the_board_names_a_handover_past_its_deadline_until_acknowledged(client:
         assert h is not None
         handovers.acknowledge(s, h, actor="user:zhao", name="赵接班", now=clock.now())
     assert "board-handover" not in _board_duty_line(client.get("/").text)
+
+
+def test_late_handovers_of_earlier_shifts_are_counted_on_the_board_and_listed_on_the_duty_page(
+        client: TestClient, rt: Runtime, clock: VirtualClock) -> None:
+    now = clock.now()
+    ids = []
+    with session_scope(rt.session_factory) as s:
+        for i in range(3):  # three earlier shifts, each with a handover nobody signed
+            start = now - dt.timedelta(hours=12 - 3 * i)
+            shift = roster_service.upsert_shift(s, ShiftSpec(start, start + dt.timedelta(hours=3), Person("李带班"),
+                                                             [Person(f"值班{i}")]),
+                                                roster_id=None, actor="test", now=now)
+            h, _ = handovers.draft(s, shift, actor="test", now=start + dt.timedelta(hours=2), tz=rt.settings.tz)
+            ids.append(h.id)
+        roster_service.upsert_shift(s, ShiftSpec(now - dt.timedelta(hours=3), now + dt.timedelta(hours=9),
+                                                 Person("钱带班"), [Person("赵值班")]),
+                                    roster_id=None, actor="test", now=now)
+    _login_as(client, rt, "duty1", "duty_officer")
+    line = _board_duty_line(client.get("/").text)
+    assert line.count('data-testid="board-handover"') == 2, "two rows, the rest counted"
+    assert "另有 1 份交接班待处理" in line
+    page = client.get("/console/duty").text
+    listed = re.findall(r'class="row dutyroom-handover row-overdue"[^>]*data-handover-id="(\d+)"', page)
+    assert sorted(int(x) for x in listed) == sorted(ids)
