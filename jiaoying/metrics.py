@@ -103,7 +103,7 @@ def _quantile(values: list[float], q: float) -> float:
 
 
 def database_metrics(session: Session, now: dt.datetime) -> Iterator[Metric]:
-    """Every gauge and counter about the work, from nine aggregate queries."""
+    """Every gauge and counter about the work, from ten aggregate queries."""
     # feeds: lag since the last success, failures in a row, quarantined payloads
     lag = GaugeMetricFamily("jiaoying_feed_lag_seconds",
                             "距上次成功拉取的秒数 / seconds since the feed's last successful poll (enabled, polled "

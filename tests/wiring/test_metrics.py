@@ -77,7 +77,7 @@ def fan_out(factory: sessionmaker[Session], now: dt.datetime, villages: int, *, 
     snap = plan.model_dump(mode="json")
     entry = {**snap["levels"]["red"], "calls": {**snap["levels"]["red"]["calls"], **CALLS}}
     snap["levels"]["red"] = entry
-    codes = [f"1405021{v // 10:02d}{200 + v % 10:03d}" for v in range(villages)]
+    codes = [f"1405{v:08d}" for v in range(villages)]  # 12 digits, as a village code
     with session_scope(factory) as s:
         for i, code in enumerate(codes):
             c = Contact(name=f"村长{i:03d}", phone=f"+86138{i:08d}", active=True, created_at=now, updated_at=now,
