@@ -15,11 +15,13 @@ from sqlalchemy import select
 from config.database import make_engine, make_session_factory, ping, session_scope
 from config.eventlog import record, verify
 from config.logs import setup_logging
+from config.runtime import Runtime
 from config.settings import load_settings
 from config.users import ROLE_NAMES_ZH, Role, User, find_department, hash_password
 from jiaoying import contacts_cli, drill_cli, geo_cli, wiring
 from jiaoying.cli_common import err, fail, out, settings_or_exit, upgrade_and_seed
 from responses.messaging.fake_twilio import cli as fake_twilio_cli
+from responses.messaging.fake_twilio.server import ThreadedServer
 
 app = typer.Typer(
     help="叫应 Jiaoying — 灾害预警与响应调度 / disaster early-warning and response orchestrator",
@@ -109,6 +111,9 @@ def worker(
     parent_pid: Annotated[int | None, typer.Option(hidden=True, help="由 serve 启动时：父进程 / set by serve")] = None,
     gateway_port: Annotated[int, typer.Option(help="本地模拟网关端口，0 = 任意 / local fake gateway port, 0 = any",
                                               min=0, max=65535)] = 0,
+    metrics_port: Annotated[int, typer.Option(help="在此端口提供 /metrics，0 = 不提供 / serve /metrics on this port, "
+                                              "0 = none", min=0, max=65535)] = 0,
+    metrics_host: Annotated[str, typer.Option(help="/metrics 监听地址 / bind address of /metrics")] = "127.0.0.1",
 ) -> None:
     """只运行调度器（与服务分开部署时）/ Run the scheduler only."""
     import signal
@@ -132,6 +137,7 @@ def worker(
     rt = build_runtime(settings)
     sched = build_scheduler(rt)
     sched.start()
+    metrics_server = _worker_metrics(rt, metrics_host, metrics_port) if metrics_port else None
     out.print(f"[green]{zh}已启动 / {en} running[/]（Ctrl+C 退出 / to stop）"
               + (f" 模拟网关 / fake gateway {gateway.url}" if gateway is not None else ""))
     try:
@@ -140,6 +146,8 @@ def worker(
     except KeyboardInterrupt:
         pass
     finally:
+        if metrics_server is not None:
+            metrics_server.stop()
         sched.shutdown(wait=True)  # the running tick finishes and writes what it sent
         sender = rt.state.get("messaging_sender")
         if sender is not None:
@@ -147,6 +155,19 @@ def worker(
         rt.close()
         if gateway is not None:
             gateway.stop()
+
+
+def _worker_metrics(rt: Runtime, host: str, port: int) -> ThreadedServer:
+    """A worker's ``/metrics`` (its job durations and failures are its own) in a thread of its own."""
+    from jiaoying.metrics import metrics_app
+
+    try:
+        server = ThreadedServer(metrics_app(rt), host=host, port=port).start()
+    except OSError as exc:
+        raise fail(f"无法在 {host}:{port} 提供 /metrics / cannot serve /metrics on {host}:{port}: {exc}") from None
+    setup_logging(rt.settings, process_label="worker")  # again: uvicorn has just set up loggers of its own
+    out.print(f"/metrics: http://{host}:{port}/metrics")
+    return server
 
 
 @db_app.command("upgrade")

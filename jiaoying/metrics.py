@@ -33,7 +33,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from config.errors import ApiError
+from config.errors import ApiError, install_error_handlers
 from config.runtime import Runtime
 from responses.callouts.escalation import CalloutState
 from responses.callouts.models import Callout
@@ -337,3 +337,13 @@ def metrics(request: Request) -> Response:
     secret = settings.metrics.token
     check_access(request, secret.get_secret_value() if secret is not None else None)
     return Response(generate_latest(registry_of(request.app)), media_type=CONTENT_TYPE_LATEST)
+
+
+def metrics_app(rt: Runtime) -> FastAPI:
+    """``/metrics`` alone, for a ``jiaoying worker`` (which serves no API): the same values and the same
+    protection as on ``serve``, with this worker's own job durations, failures and leader flag."""
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    install_error_handlers(app)
+    app.state.settings, app.state.runtime = rt.settings, rt
+    app.include_router(router)
+    return app

@@ -5,9 +5,14 @@ rate, feed lag and errors, quarantine, escalation lag, overdue measures and repo
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -29,6 +34,7 @@ from responses.messaging.sender import send_due
 from responses.reports.models import InfoReport
 from responses.runs.models import ResponseRun
 from responses.runs.service import default_plans
+from tests.live import free_port, wait_for
 from warning.draft import Hazard
 from warning.models import Feed, FeedItem
 
@@ -280,3 +286,39 @@ def test_a_fresh_database_scrapes_with_zeros(sqlite_runtime: Runtime) -> None:
     assert value(m, "jiaoying_outbox_depth", channel="voice") == 0
     assert value(m, "jiaoying_reports_overdue") == 0
     assert value(m, "jiaoying_provider_errors_total", kind="request") == 0
+
+
+def test_a_worker_serves_its_own_job_metrics(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JIAOYING_")}
+    env.update({"JIAOYING_ENV": "test", "JIAOYING_DATABASE__URL": f"sqlite:///{tmp_path / 'worker.db'}",
+                "JIAOYING_SCHEDULER__TICK_SECONDS": "1", "JIAOYING_SECURITY__SECRET_KEY": "worker-" + "k" * 40})
+    with (tmp_path / "worker.log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "jiaoying", "worker", "--metrics-port", str(port)],
+                                cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            def ticked() -> Samples | None:
+                if proc.poll() is not None:
+                    pytest.fail(f"the worker exited: {(tmp_path / 'worker.log').read_text()[-2000:]}")
+                try:
+                    r = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+                except httpx.HTTPError:
+                    return None
+                got = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                       for fam in text_string_to_metric_families(r.text) for s in fam.samples}
+                return got if got.get(("jiaoying_job_duration_seconds_count", (("job", "outbox_send"),))) else None
+
+            m = wait_for("the worker's job metrics", ticked, timeout=90)
+            assert value(m, "jiaoying_job_failures_total", job="outbox_send") == 0
+            assert value(m, "jiaoying_metrics_database_up") == 1
+            assert value(m, "jiaoying_outbox_depth", channel="sms") == 0
+            assert value(m, "jiaoying_scheduler_leader", status="leader") == 1  # SQLite: one process, its own leader
+            refused = httpx.get(f"http://127.0.0.1:{port}/metrics", headers={"X-Forwarded-For": "192.0.2.1"})
+            assert refused.status_code == 403 and refused.json()["error"]["code"] == "metrics_loopback_only"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
