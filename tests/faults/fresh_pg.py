@@ -32,7 +32,7 @@ def fresh_database(prefix: str) -> Iterator[str]:
     """The URL of a new, empty database; it is dropped when the block ends."""
     need_pg()
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as c:
         c.execute(text(f'CREATE DATABASE "{name}"'))
     try:
