@@ -137,4 +137,5 @@ def test_senders_pacing_only_themselves_would_exceed_it(pg_url: str) -> None:
     finally:
         server.stop()
     assert seen["requests"] == 72
+    print(f"three senders pacing only themselves: the fake's peak {seen['max_per_second'][SID]} requests/s")
     assert seen["max_per_second"][SID] > LIMIT, seen
