@@ -249,6 +249,8 @@ def check_config() -> None:
     table.add_row("display_timezone", settings.display_timezone)
     table.add_row("scheduler", "on" if settings.scheduler.enabled else "off")
     table.add_row("twilio", "已配置 / configured" if settings.twilio.configured else "未配置，使用本地模拟网关 / fake")
+    table.add_row("log", f"{settings.log.format}, {settings.log.level}")
+    table.add_row("/metrics", "需要令牌 / token required" if settings.metrics.token else "仅本机 / loopback only")
     out.print(table)
     problems = settings.check()
     engine = make_engine(settings.database.url)
