@@ -40,6 +40,7 @@ TICK = 1.0
 CONCURRENCY = 4
 RATE = 20.0
 DUE_SOON = 20  # callouts whose answer deadline is moved to fall during the failover
+JITTER = 2.0  # a job's start on a busy two-core machine
 LEASE = 120.0  # the sender's claim lease: claims of the dead sender are taken again after it
 
 
@@ -72,10 +73,10 @@ def test_leader_killed_mid_fanout(tmp_path: Path) -> None:
             total = wait_for("the run's callouts", callees, timeout=60)
             wait_for("the fan-out under way", lambda: len(accepted_by_message(server)) >= 60, timeout=60)
 
-            # Deadlines falling during the failover: some callees already called get a deadline 5 s from
-            # now and no retries, so their escalation is due while the leader is dead.
+            # Deadlines falling during the failover: some callees already called get a deadline a second
+            # from now and no retries, so their escalation falls due just as the leader dies.
             now = dt.datetime.now(dt.UTC)
-            due_at = now + dt.timedelta(seconds=5)
+            due_at = now + dt.timedelta(seconds=1)
             with session_scope(factory) as s:
                 sent = list(s.execute(
                     select(Callout.id).join(Attempt, Attempt.callout_id == Callout.id)
@@ -133,7 +134,7 @@ def test_leader_killed_mid_fanout(tmp_path: Path) -> None:
             print(f"fault: every first message sent {drained:.1f} s after the failover; duplicates {len(twice)} "
                   f"(sender concurrency {CONCURRENCY}); provider peak {peak} requests/s (limit {RATE:.0f}); "
                   f"{len(escalations)} escalations, deadline lag max {max(lags):.2f} s "
-                  f"(allowed tick {TICK:.0f} s + failover {failover:.2f} s)")
+                  f"(allowed tick {TICK:.0f} s + failover {failover:.2f} s + {JITTER:.0f} s jitter)")
             assert len(firsts) == total
             assert not missing, f"{len(missing)} callees never reached"
             assert set(states.values()) <= {"sent", "delivered"}, states
@@ -141,7 +142,7 @@ def test_leader_killed_mid_fanout(tmp_path: Path) -> None:
             assert all(n == 2 for n in twice.values()), twice
             assert len(per_step) == len(escalations), "a callout escalated twice to the same step"
             assert len({cid for cid, _ in escalations} & {str(c) for c in sent}) == DUE_SOON
-            assert max(lags) <= TICK + failover + 1.0, lags
+            assert max(lags) <= TICK + failover + JITTER, lags
             assert min(lags) >= 0, lags
             assert peak <= RATE
         finally:

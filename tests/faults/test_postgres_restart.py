@@ -34,6 +34,7 @@ from tests.live import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.faults]
 
+CONCURRENCY = 4
 LEASE = 120.0  # the sender's claim lease: a claim whose result was lost with the connection is retaken after it
 
 
@@ -53,7 +54,7 @@ def test_postgres_restart_mid_fanout(tmp_path: Path) -> None:
         server = fake_gateway()
         engine = make_engine(url)
         factory = make_session_factory(engine)
-        nodes = start_nodes(tmp_path, url, server.url, 2, JIAOYING_TWILIO__SENDER_CONCURRENCY="4",
+        nodes = start_nodes(tmp_path, url, server.url, 2, JIAOYING_TWILIO__SENDER_CONCURRENCY=str(CONCURRENCY),
                             JIAOYING_TWILIO__MESSAGES_PER_SECOND="10")
         try:
             the_leader(nodes)
@@ -101,6 +102,7 @@ def test_postgres_restart_mid_fanout(tmp_path: Path) -> None:
                   f"{lead_again:.1f} s; {total} callees, none lost, {twice} sent twice")
             assert all(node.proc.poll() is None for node in nodes), "an instance died with the database"
             assert not missing, f"{len(missing)} callees never reached"
+            assert twice <= 2 * CONCURRENCY  # only what each instance's sender had in flight when the link broke
             assert recovery <= 60
         finally:
             stop_nodes(nodes)
