@@ -22,7 +22,7 @@ from responses.messaging.core import TERMINAL, State, from_provider, moves_forwa
 from responses.messaging.models import MessageStatus, OutboxMessage
 
 CHANNELS = ("sms", "voice")
-DEFAULT_LEASE = dt.timedelta(seconds=120)
+DEFAULT_LEASE = dt.timedelta(seconds=30)
 
 
 class OutboxError(ValueError):

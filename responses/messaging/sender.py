@@ -85,7 +85,10 @@ class SenderConfig:
     rate_headroom: float = 0.8
     shared_rate: bool = True  # booked in the database for every sender of the account; False: this process only
     batch: int = 64
-    lease: dt.timedelta = dt.timedelta(seconds=120)
+    # How long a claim keeps other senders off a row. Short, because the rows of a sender that died wait for it
+    # to run out (a red warning's answer window is minutes); long enough for a batch to go out: the claim size
+    # is cut so that a batch takes at most a third of the lease at the paced rate (``claim_size``).
+    lease: dt.timedelta = dt.timedelta(seconds=30)
     backoff_base: float = 2.0
     backoff_cap: float = 300.0
     public_base_url: str | None = None  # status callbacks and TwiML go here; None: no callbacks
@@ -232,7 +235,7 @@ class Sender:
         while True:
             in_time = deadline is None or time.monotonic() < deadline
             if not buffer and not exhausted and in_time:
-                got = self._claim(self.cfg.batch)
+                got = self._claim(claim_size(self.cfg))
                 stats.claimed += len(got)
                 buffer.extend(got)
                 exhausted = not got
@@ -254,6 +257,15 @@ class Sender:
     def _release(self, ids: list[int]) -> None:
         with session_scope(self.factory) as s:
             outbox.release(s, ids, worker=self.worker, now=self.clock.now())
+
+
+def claim_size(cfg: SenderConfig) -> int:
+    """Rows to claim at once: the configured batch, but no more than a third of the lease's worth at the paced
+    rate, so a claimed row is sent long before its lease could run out and another sender take it too."""
+    if not cfg.rate_per_second:
+        return cfg.batch
+    paced = cfg.rate_per_second * cfg.rate_headroom
+    return max(1, min(cfg.batch, int(paced * cfg.lease.total_seconds() / 3)))
 
 
 def rate_account(provider: str, notifier: Notifier) -> str:
@@ -291,8 +303,10 @@ def sender_for(rt: Runtime) -> Sender | None:
         if not notifiers:
             return None
         tw = rt.settings.twilio
+        # a request that hangs until its timeout must still end inside the lease
+        lease = dt.timedelta(seconds=max(30.0, 3 * tw.request_timeout_seconds))
         cfg = SenderConfig(concurrency=tw.sender_concurrency, rate_per_second=tw.messages_per_second,
-                           public_base_url=rt.settings.public_base_url)
+                           public_base_url=rt.settings.public_base_url, lease=lease)
         sender = Sender(rt.session_factory, notifiers, clock=rt.clock, config=cfg,
                         on_accepted=outbox.accepted_hooks_of(rt.state))
         rt.state["messaging_sender"] = sender

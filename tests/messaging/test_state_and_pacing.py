@@ -6,7 +6,7 @@ import random
 import pytest
 
 from responses.messaging.core import State, backoff, from_provider, moves_forward
-from responses.messaging.sender import TokenBucket
+from responses.messaging.sender import SenderConfig, TokenBucket, claim_size
 
 
 def test_forward_only() -> None:
@@ -69,3 +69,13 @@ def test_token_bucket_refills_after_idle() -> None:
     ft.t += 10
     assert bucket.acquire() == 0.0
     assert bucket.acquire() == pytest.approx(0.2)
+
+
+def test_a_claim_is_never_more_than_a_third_of_the_lease_at_the_paced_rate() -> None:
+    """A slow account's rows must go out long before their claim runs out, or a second sender takes them too."""
+    assert claim_size(SenderConfig(rate_per_second=None)) == 64  # no limit: the batch
+    assert claim_size(SenderConfig(rate_per_second=1.0)) == 8  # 0.8/s × 30 s ÷ 3
+    assert claim_size(SenderConfig(rate_per_second=100.0)) == 64  # the batch caps a fast account
+    assert claim_size(SenderConfig(rate_per_second=0.05)) == 1  # never nothing
+    slow = SenderConfig(rate_per_second=1.0, lease=dt.timedelta(seconds=120))
+    assert claim_size(slow) == 32
