@@ -32,7 +32,7 @@ from responses.callouts import service as callout_service
 from responses.duty import api as duty_api
 from responses.measures import api as measure_api
 from responses.measures import service as measure_service
-from responses.messaging import webhooks
+from responses.messaging import aliyun_webhooks, webhooks
 from responses.reports import api as report_api
 from responses.runs import api as responses_api
 from responses.runs import engine as response_engine
@@ -45,6 +45,7 @@ ROUTERS = [
     auth.router,
     geo_api.router,
     webhooks.router,
+    aliyun_webhooks.router,
     consultation_api.router,
     responses_api.router,
     responses_api.roster_router,
@@ -59,6 +60,7 @@ ROUTERS = [
 ]
 
 PUBLIC_PATHS = {"/healthz", "/readyz", "/auth/token", *webhooks.WEBHOOK_PATHS}  # webhooks: provider-signed
+PUBLIC_PATHS.update(aliyun_webhooks.PUSH_PATHS)  # Alibaba Cloud pushes: the push token in the path
 PUBLIC_PATHS.add("/metrics")  # its own protection: a scrape token, or loopback only (jiaoying/metrics.py)
 
 # Statuses a router's own module cannot declare for itself: the provider webhooks refuse a bad signature.

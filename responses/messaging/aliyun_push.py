@@ -30,6 +30,7 @@ a batch is the concatenation of such lists.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -76,19 +77,27 @@ def parse_provider_time(value: str | None) -> dt.datetime | None:
         return None
 
 
+_E164 = re.compile(r"\+\d{8,15}")
+
+
 def to_e164(phone: str) -> str:
     """A number as the provider writes it (domestic ``1381111xxxx``, ``86…``, ``+86…``) in E.164, as the
-    outbox stores numbers. Anything already starting with ``+`` is kept."""
+    outbox stores numbers. Anything already starting with ``+`` keeps its country code. Not a phone
+    number at all (letters, too short or long): ``ValueError``."""
     n = phone.strip().replace(" ", "").replace("-", "")
     if n.startswith("+"):
-        return n
-    if n.startswith("0086"):
-        return "+" + n[2:]
-    if n.startswith("86") and len(n) == 13:
-        return "+" + n
-    if n.startswith("0") and n.isdigit():  # a landline with its area code (0351…)
-        return "+86" + n[1:]
-    return "+86" + n
+        out = n
+    elif n.startswith("0086"):
+        out = "+" + n[2:]
+    elif n.startswith("86") and len(n) == 13:
+        out = "+" + n
+    elif n.startswith("0"):  # a landline with its area code (0351…)
+        out = "+86" + n[1:]
+    else:
+        out = "+86" + n
+    if not _E164.fullmatch(out):
+        raise ValueError(f"not a phone number: {phone!r}")
+    return out
 
 
 def domestic(phone: str) -> str:
