@@ -46,8 +46,15 @@ def _mask_e164(m: re.Match[str]) -> str:
     return "+" + digits[:-8] + "****" + digits[-4:]
 
 
+# The secret a provider push carries in its URL path (responses/messaging/aliyun_webhooks.py): an access log
+# line would otherwise hold it.
+_PUSH_TOKEN = re.compile(r"(/webhooks/aliyun/)[^/\s?\"']+")
+
+
 def mask_phones(text: str) -> str:
-    """The text with every phone number's middle four digits hidden."""
+    """The text with every phone number's middle four digits hidden (and any push token in a URL)."""
+    if text and "/webhooks/aliyun/" in text:
+        text = _PUSH_TOKEN.sub(r"\1***", text)
     if not text or not any(ch.isdigit() for ch in text):
         return text
     text = _E164.sub(_mask_e164, text)

@@ -368,3 +368,14 @@ def test_an_answered_call_record_delivers_and_unknown_calls_are_logged(ali: Any)
         applied = [h.applied for h in s.execute(select(MessageStatus).where(
             MessageStatus.message_id == mid, MessageStatus.source == "callback").order_by(MessageStatus.id)).scalars()]
         assert applied == [True, False]
+
+
+def test_the_push_token_never_reaches_a_log_line() -> None:
+    import logging
+
+    from config.logs import MaskPhones
+    line = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/1.1" %d',
+                             ("127.0.0.1:5000", "POST", _url("sms-up"), 200), None)
+    assert MaskPhones().filter(line)
+    assert PUSH_TOKEN not in line.getMessage()
+    assert "/webhooks/aliyun/***/sms-up" in line.getMessage()
