@@ -42,6 +42,71 @@ class TwilioSettings(BaseModel):
         return bool(self.account_sid and self.auth_token)
 
 
+# The kinds of text the project sends by SMS and by voice (``responses/messaging/sms.py`` and the measures'
+# templates): each needs a template registered with Alibaba Cloud, whose code is configured under that kind.
+ALIYUN_SMS_KINDS = ("callout", "escalation", "answer_ack", "measure_order", "measure_lift")
+ALIYUN_VOICE_KINDS = ("callout_voice", "measure_voice", "measure_lift_voice")
+
+
+class AliyunSettings(BaseModel):
+    """Alibaba Cloud SMS (dysmsapi) and voice (dyvmsapi) for a deployment in mainland China.
+
+    Domestic SMS goes out only as a registered template under a registered signature (签名), so every kind of
+    text has a template code here; the README lists the templates to register. ``push_token`` guards the
+    endpoints the provider pushes receipts, replies and keypresses to (those pushes are not signed).
+    """
+
+    access_key_id: str | None = None
+    access_key_secret: SecretStr | None = None
+    region: str = "cn-hangzhou"
+    sms_endpoint: str = "dysmsapi.aliyuncs.com"  # host[:port]; tests and the demo point it at the local fake
+    voice_endpoint: str = "dyvmsapi.aliyuncs.com"
+    protocol: Literal["https", "http"] = "https"
+    sign_name: str | None = None  # the registered SMS signature, e.g. 某某区应急管理局
+    sms_templates: dict[str, str] = Field(default_factory=dict)  # kind -> SMS_xxx template code
+    tts_templates: dict[str, str] = Field(default_factory=dict)  # kind -> TTS_xxx (voice notification) code
+    ivr_start_code: str | None = None  # TTS_xxx read at the start of an interactive call; None: plain TTS calls
+    ivr_ack_code: str | None = None  # TTS_xxx played after key 1 (收到)
+    ivr_help_code: str | None = None  # TTS_xxx played after key 2 (需要支援)
+    called_show_number: str | None = None  # the number the callee sees on voice calls (None: the public pool)
+    messages_per_second: float | None = 10.0  # the account's request limit, shared by SMS and voice; None = none
+    sender_concurrency: int = 8
+    request_timeout_seconds: float = 10.0
+    push_token: SecretStr | None = None
+
+    @field_validator("access_key_id", "sign_name", "ivr_start_code", "ivr_ack_code", "ivr_help_code",
+                     "called_show_number", mode="before")
+    @classmethod
+    def _blank_none(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("access_key_secret", "push_token", mode="before")
+    @classmethod
+    def _blank_secret(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.access_key_id and self.access_key_secret)
+
+
+ProviderChoice = Literal["auto", "twilio", "aliyun"]
+
+
+class MessagingSettings(BaseModel):
+    """Which provider carries each channel. ``auto``: Alibaba Cloud when its credentials are set, else Twilio
+    (with the local fake Twilio when Twilio has no credentials either, as always). A channel may be set on its
+    own, e.g. SMS by Alibaba Cloud (replies from Chinese numbers come back) and voice by Twilio."""
+
+    sms_provider: ProviderChoice = "auto"
+    voice_provider: ProviderChoice = "auto"
+
+    @field_validator("sms_provider", "voice_provider", mode="before")
+    @classmethod
+    def _lower(cls, v: object) -> object:
+        return v.strip().lower() if isinstance(v, str) else v
+
+
 class SchedulerSettings(BaseModel):
     enabled: bool = True
     tick_seconds: float = 5.0
@@ -149,6 +214,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./var")
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
+    aliyun: AliyunSettings = Field(default_factory=AliyunSettings)
+    messaging: MessagingSettings = Field(default_factory=MessagingSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
@@ -189,6 +256,51 @@ class Settings(BaseSettings):
             problems.append(
                 "已设置 Twilio 账号但缺少 JIAOYING_TWILIO__AUTH_TOKEN。 / Twilio account set without an auth token."
             )
+        problems += self._aliyun_problems()
+        return problems
+
+    def provider_for(self, channel: str) -> Literal["twilio", "aliyun"]:
+        """The provider that carries ``channel`` (sms | voice): the explicit choice, else Alibaba Cloud when it
+        has credentials, else Twilio (real, or the local fake one when it has none)."""
+        choice = self.messaging.sms_provider if channel == "sms" else self.messaging.voice_provider
+        if choice != "auto":
+            return choice
+        return "aliyun" if self.aliyun.configured else "twilio"
+
+    def _aliyun_problems(self) -> list[str]:
+        al = self.aliyun
+        problems: list[str] = []
+        if bool(al.access_key_id) != bool(al.access_key_secret):
+            problems.append(
+                "阿里云 AccessKey 不完整：JIAOYING_ALIYUN__ACCESS_KEY_ID 与"
+                " JIAOYING_ALIYUN__ACCESS_KEY_SECRET 须同时设置。"
+                " / Alibaba Cloud needs both an access key id and its secret."
+            )
+        if not al.configured:
+            return problems  # without credentials the local fake stands in; nothing more to check
+        if self.provider_for("sms") == "aliyun":
+            if not al.sign_name:
+                problems.append("阿里云短信需要已备案的签名：请设置 JIAOYING_ALIYUN__SIGN_NAME。"
+                                " / Alibaba Cloud SMS needs a registered signature: set JIAOYING_ALIYUN__SIGN_NAME.")
+            missing = [k for k in ("callout", "escalation") if k not in al.sms_templates]
+            if missing:
+                problems.append(
+                    f"阿里云短信模板未配置：{', '.join(missing)}（JIAOYING_ALIYUN__SMS_TEMPLATES，JSON，见 README）。"
+                    f" / Alibaba Cloud SMS template codes missing for {', '.join(missing)}."
+                )
+        if self.provider_for("voice") == "aliyun" and "callout_voice" not in al.tts_templates \
+                and not al.ivr_start_code:
+            problems.append(
+                "阿里云语音需要叫应语音模板：请设置 JIAOYING_ALIYUN__TTS_TEMPLATES 的 callout_voice 或"
+                " JIAOYING_ALIYUN__IVR_START_CODE。 / Alibaba Cloud voice needs a callout_voice TTS code or an IVR"
+                " start code."
+            )
+        unknown = sorted(set(al.sms_templates) - set(ALIYUN_SMS_KINDS)) + sorted(
+            set(al.tts_templates) - set(ALIYUN_VOICE_KINDS))
+        if unknown:
+            problems.append(f"未知的阿里云模板类别 / unknown Alibaba Cloud template kinds: {', '.join(unknown)}"
+                            f"（短信 / SMS: {', '.join(ALIYUN_SMS_KINDS)}；"
+                            f"语音 / voice: {', '.join(ALIYUN_VOICE_KINDS)}）")
         return problems
 
     def require_valid(self) -> None:

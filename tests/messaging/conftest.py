@@ -84,3 +84,74 @@ class Creds:
 @pytest.fixture
 def tw() -> type[Creds]:
     return Creds
+
+
+# --- Alibaba Cloud --------------------------------------------------------------------------------------------
+
+ALIYUN_AK = "LTAItest0000000000000000"
+ALIYUN_SECRET = "test-aliyun-secret-456"
+ALIYUN_PUSH_TOKEN = "test-push-token-0123456789abcdef"
+ALIYUN_SIGN = "某某区应急管理局"
+
+
+def aliyun_settings(endpoint: str, public: str = PUBLIC, *, sms: str = "aliyun", voice: str = "aliyun",
+                    twilio_base_url: str | None = None, **over: Any) -> Settings:
+    """Settings whose Alibaba Cloud account is the fake at ``endpoint`` (host:port), every template registered;
+    ``sms`` / ``voice`` choose the provider per channel (Twilio credentials are set too, at ``twilio_base_url``)."""
+    from config.settings import ALIYUN_SMS_KINDS, ALIYUN_VOICE_KINDS
+
+    base = messaging_settings(public, twilio_base_url)
+    aliyun = {"access_key_id": ALIYUN_AK, "access_key_secret": ALIYUN_SECRET, "sms_endpoint": endpoint,
+              "voice_endpoint": endpoint, "protocol": "http", "sign_name": ALIYUN_SIGN,
+              "sms_templates": {k: f"SMS_{100 + i}" for i, k in enumerate(ALIYUN_SMS_KINDS)},
+              "tts_templates": {k: f"TTS_{200 + i}" for i, k in enumerate(ALIYUN_VOICE_KINDS)},
+              "ivr_start_code": "TTS_300", "ivr_ack_code": "TTS_301", "ivr_help_code": "TTS_302",
+              "called_show_number": "03512345678", "push_token": ALIYUN_PUSH_TOKEN,
+              "request_timeout_seconds": 2.0, **over}
+    return base.model_copy(update={
+        "aliyun": type(base.aliyun)(**aliyun),
+        "messaging": type(base.messaging)(sms_provider=sms, voice_provider=voice),
+    })
+
+
+@pytest.fixture
+def fake_aliyun() -> Iterator[Any]:
+    """The fake Alibaba Cloud in a thread, knowing the test access key; it pushes nowhere until a test sets
+    ``fake_aliyun.fake.config.push_base_url`` (e.g. to ``{app}/webhooks/aliyun/{ALIYUN_PUSH_TOKEN}``)."""
+    from responses.messaging.fake_aliyun.server import FakeAliyunServer
+    from responses.messaging.fake_aliyun.state import FakeConfig as AliyunFakeConfig
+
+    server = FakeAliyunServer(AliyunFakeConfig(accounts={ALIYUN_AK: ALIYUN_SECRET}))
+    server.start()
+    yield server
+    server.stop()
+
+
+class AliyunCreds:
+    """The test Alibaba Cloud account and helpers bound to it (use through the ``al`` fixture)."""
+
+    access_key_id = ALIYUN_AK
+    access_key_secret = ALIYUN_SECRET
+    push_token = ALIYUN_PUSH_TOKEN
+    sign_name = ALIYUN_SIGN
+    public = PUBLIC
+
+    @staticmethod
+    def settings(endpoint: str, public: str = PUBLIC, **over: Any) -> Settings:
+        return aliyun_settings(endpoint, public, **over)
+
+    @staticmethod
+    def push_base(public: str) -> str:
+        """Where the fake should push for an app served at ``public``."""
+        return f"{public.rstrip('/')}/webhooks/aliyun/{ALIYUN_PUSH_TOKEN}"
+
+    @staticmethod
+    def notifier(endpoint: str, **over: Any) -> Any:
+        from responses.messaging.sender import notifiers_for
+
+        return notifiers_for(aliyun_settings(endpoint, **over))["aliyun"]
+
+
+@pytest.fixture
+def al() -> type[AliyunCreds]:
+    return AliyunCreds
