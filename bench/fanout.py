@@ -2,12 +2,16 @@
 path, the outbox and the sender to the Twilio-compatible fake server.
 
     python bench/fanout.py [--callees 20000] [--open 10000] [--concurrency 16] [--bare 3000]
+                           [--provider twilio|aliyun]
 
 A scratch SQLite database (temporary directory) gets a synthetic region: CALLEES villages (100 per
 township), one head per village, a chief per township, a district leader and a leader on duty. The
-fake Twilio server runs in its OWN process on loopback (uvicorn, callbacks off). Figures:
+fake provider runs in its OWN process on loopback (uvicorn, callbacks off): the Twilio-compatible fake, or
+with ``--provider aliyun`` the fake Alibaba Cloud, reached through the official Alibaba Cloud SDK (every request
+signed, the signature checked by the fake). Figures:
 
-1. the bare limit: a single httpx client posting Messages requests to the fake in a loop (req/s);
+1. the bare limit: a single httpx client posting Messages requests to the fake in a loop (req/s) — for
+   Alibaba Cloud, signed SendSms requests (ACS3-HMAC-SHA256, a fresh nonce each), the least any client must do;
 2. fan-out: ``create_run_callouts`` queues the first attempt of every callee (timed apart), then the
    sender (rate limit off, one process, a thread pool) runs until every first attempt is accepted:
    seconds and messages/s, and the share of the bare rate (target ≥ 50%);
@@ -57,6 +61,7 @@ from responses.contacts.models import (  # noqa: E402
     ShiftMember,  # noqa: E402
 )
 from responses.messaging.models import MessageStatus, OutboxMessage  # noqa: E402
+from responses.messaging.notifiers.aliyun import AliyunNotifier  # noqa: E402
 from responses.messaging.notifiers.twilio import TwilioNotifier  # noqa: E402
 from responses.messaging.sender import Sender, SenderConfig  # noqa: E402
 from responses.runs.models import ResponseRun  # noqa: E402
@@ -67,6 +72,7 @@ from warning.draft import Hazard  # noqa: E402
 SID = "AC" + "5" * 32
 TOKEN = "bench-token"
 FROM = "+15005550006"
+AK, AK_SECRET = "LTAIbench000000000000000", "bench-aliyun-secret"
 T0 = dt.datetime(2026, 7, 20, 2, 0, tzinfo=dt.UTC)
 PER_TOWNSHIP = 100
 
@@ -79,6 +85,15 @@ app = create_fake_app(FakeConfig(accounts={sid: token}, callbacks=False))
 uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 """
 
+FAKE_ALIYUN = r"""
+import sys, uvicorn
+from responses.messaging.fake_aliyun.app import create_fake_app
+from responses.messaging.fake_aliyun.state import FakeConfig
+port, ak, secret = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+app = create_fake_app(FakeConfig(accounts={ak: secret}, auto_report=False))
+uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+"""
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -86,9 +101,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_fake() -> tuple[subprocess.Popen[bytes], str]:
+def start_fake(provider: str = "twilio") -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", FAKE, str(port), SID, TOKEN], cwd=ROOT)
+    argv = [FAKE, str(port), SID, TOKEN] if provider == "twilio" else [FAKE_ALIYUN, str(port), AK, AK_SECRET]
+    proc = subprocess.Popen([sys.executable, "-c", *argv], cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     end = time.monotonic() + 20
     while time.monotonic() < end:
@@ -98,7 +114,7 @@ def start_fake() -> tuple[subprocess.Popen[bytes], str]:
         except httpx.HTTPError:
             time.sleep(0.1)
     proc.kill()
-    raise SystemExit("模拟 Twilio 未启动 / the fake Twilio server did not start")
+    raise SystemExit(f"模拟服务未启动 / the fake {provider} server did not start")
 
 
 def village(t: int, v: int) -> str:
@@ -191,7 +207,8 @@ def start_callouts(factory: sessionmaker[Session], run_id: int, now: dt.datetime
             cs.append({**base_c, "id": cid, "key": f"run:{run_id}:contact:{person.id}", "contact_id": person.id,
                        "name": person.name, "areas": [code], "area_names": [code], "numbers": [person.phone]})
             ms.append({**base_m, "id": mid, "to_number": person.phone, "idempotency_key": f"callout:{cid}:try:1",
-                       "params": {"callout_id": cid, "attempt_id": aid, "seq": 1}, "subject_id": str(aid)})
+                       "params": {**tpl_m.params, "callout_id": cid, "attempt_id": aid, "seq": 1,
+                                  "areas": code}, "subject_id": str(aid)})
             ats.append({**base_a, "id": aid, "callout_id": cid, "number": person.phone, "message_id": mid})
             hs.append({"message_id": mid, "at": now, "state": "queued", "source": "enqueue", "applied": True,
                        "detail": {}})
@@ -212,6 +229,44 @@ def bare_rate(url: str, n: int) -> float:
             r = c.post(target, data={"To": f"+8613600{i:06d}", "From": FROM, "Body": "【城区应急】红色预警 测试"})
             if r.status_code != 201:
                 raise SystemExit(f"bare loop: HTTP {r.status_code} {r.text[:200]}")
+        return n / (time.perf_counter() - start)
+
+
+def bare_rate_aliyun(url: str, n: int) -> float:
+    """The limit for Alibaba Cloud: one keep-alive httpx client posting signed SendSms requests (what the SDK
+    sends: query parameters, the ACS3 headers, a fresh nonce and signature each), nothing else."""
+    import hashlib
+    import json
+    import uuid
+    from urllib.parse import urlencode
+
+    from responses.messaging.fake_aliyun.app import expected_signature
+
+    host = url.removeprefix("http://")
+    empty = hashlib.sha256(b"").hexdigest()
+    params = {"TemplateParam": json.dumps({"warning": "红色暴雨预警", "areas": "城关镇", "minutes": "30"},
+                                          ensure_ascii=False), "SignName": "城区应急", "TemplateCode": "SMS_1"}
+
+    def one(c: httpx.Client, i: int) -> int:
+        query = {**params, "PhoneNumbers": f"13600{i:06d}"}
+        headers = {"host": host, "x-acs-action": "SendSms", "x-acs-version": "2017-05-25",
+                   "x-acs-date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                   "x-acs-signature-nonce": uuid.uuid4().hex, "x-acs-content-sha256": empty,
+                   "accept": "application/json"}
+        signed = sorted(headers)
+        sig = expected_signature(AK_SECRET, "POST", "/", query, headers, signed, empty)
+        headers["Authorization"] = f"ACS3-HMAC-SHA256 Credential={AK},SignedHeaders={';'.join(signed)},Signature={sig}"
+        r = c.post(f"{url}/?{urlencode(query)}", headers=headers)
+        if r.status_code != 200 or r.json().get("Code") != "OK":
+            raise SystemExit(f"bare loop: HTTP {r.status_code} {r.text[:200]}")
+        return r.status_code
+
+    with httpx.Client(timeout=10) as c:
+        for i in range(50):
+            one(c, i)
+        start = time.perf_counter()
+        for i in range(n):
+            one(c, i)
         return n / (time.perf_counter() - start)
 
 
@@ -315,8 +370,10 @@ def escalation_bench(factory: sessionmaker[Session], villages: list[str], n_open
 def fanout(factory: sessionmaker[Session], villages: list[str], url: str, args: argparse.Namespace) -> list[float]:
     """The bare limit, then the fan-out of the first attempts through the sender (figures 1 and 2).
     Returns when each first try was accepted (seconds after the first), as the hook recorded it."""
-    bare = bare_rate(url, args.bare)
-    print(f"bare httpx loop → fake Twilio (separate process): {bare:,.0f} req/s over {args.bare} requests")
+    aliyun = args.provider == "aliyun"
+    bare = bare_rate_aliyun(url, args.bare) if aliyun else bare_rate(url, args.bare)
+    print(f"bare httpx loop → fake {'Alibaba Cloud' if aliyun else 'Twilio'} (separate process): {bare:,.0f} req/s "
+          f"over {args.bare} requests")
     httpx.post(f"{url}/_fake/reset", timeout=10)
 
     run_id = make_run(factory, villages[:args.callees], {"answer_minutes": 5, "channels": ["sms", "voice"],
@@ -326,13 +383,25 @@ def fanout(factory: sessionmaker[Session], villages: list[str], url: str, args: 
     print(f"run started: {n} callouts, first attempts queued in the outbox ({time.perf_counter() - t:.1f} s, "
           "not counted below)")
 
-    notifier = TwilioNotifier(SID, TOKEN, FROM, api_base_url=url, timeout=10.0,
-                              max_connections=args.concurrency * 2)
+    notifier: Any
+    if aliyun:
+        from config.settings import ALIYUN_SMS_KINDS, ALIYUN_VOICE_KINDS
+
+        notifier = AliyunNotifier(AK, AK_SECRET, sign_name="城区应急",
+                                  sms_templates={k: f"SMS_{i}" for i, k in enumerate(ALIYUN_SMS_KINDS)},
+                                  tts_templates={k: f"TTS_{i}" for i, k in enumerate(ALIYUN_VOICE_KINDS)},
+                                  ivr_start_code="TTS_90", sms_endpoint=url.removeprefix("http://"),
+                                  voice_endpoint=url.removeprefix("http://"), protocol="http", timeout=10.0,
+                                  max_connections=args.concurrency * 2)
+    else:
+        notifier = TwilioNotifier(SID, TOKEN, FROM, api_base_url=url, timeout=10.0,
+                                  max_connections=args.concurrency * 2)
     # wall time (from the run's epoch), so the acceptance times are the measured ones; the real
     # acceptance hook moves every callee's deadline to acceptance + window in the same transactions
-    sender = Sender(factory, {"twilio": notifier}, clock=WallClock(T0 + dt.timedelta(seconds=1)),
+    sender = Sender(factory, {args.provider: notifier}, clock=WallClock(T0 + dt.timedelta(seconds=1)),
                     config=SenderConfig(concurrency=args.concurrency, rate_per_second=None, batch=args.batch),
-                    on_accepted=[svc.on_attempts_accepted])
+                    on_accepted=[svc.on_attempts_accepted],
+                    routes={"sms": args.provider, "voice": args.provider})
     load = os.getloadavg()
     t = time.perf_counter()
     sent = 0
@@ -376,6 +445,8 @@ def main() -> int:
                     help="realistic mode: answer window after each replayed acceptance (the plan's minutes, shortened)")
     ap.add_argument("--skip-escalation", action="store_true")
     ap.add_argument("--skip-fanout", action="store_true", help="only the escalation lag (no bare loop, no fan-out)")
+    ap.add_argument("--provider", choices=("twilio", "aliyun"), default="twilio",
+                    help="the fake provider and client: Twilio (its client) or Alibaba Cloud (its official SDK)")
     ap.add_argument("--via-service", action="store_true",
                     help="create every callout through create_run_callouts (slow: tens of ms each here)")
     args = ap.parse_args()
@@ -384,7 +455,7 @@ def main() -> int:
         return 2
 
     print(f"load average at start: {os.getloadavg()}")
-    fake, url = start_fake()
+    fake, url = start_fake(args.provider)
     tmp = tempfile.TemporaryDirectory(prefix="jy-fanout-")
     try:
         engine = make_engine(f"sqlite:///{tmp.name}/bench.db")

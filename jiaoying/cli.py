@@ -20,6 +20,7 @@ from config.settings import load_settings
 from config.users import ROLE_NAMES_ZH, Role, User, find_department, hash_password
 from jiaoying import contacts_cli, drill_cli, geo_cli, wiring
 from jiaoying.cli_common import err, fail, out, settings_or_exit, upgrade_and_seed
+from responses.messaging.fake_aliyun import cli as fake_aliyun_cli
 from responses.messaging.fake_twilio import cli as fake_twilio_cli
 from responses.messaging.fake_twilio.server import ThreadedServer
 
@@ -40,6 +41,7 @@ app.add_typer(contacts_cli.app, name="contacts")
 plans_app = typer.Typer(help="应急预案 / response plans", no_args_is_help=True)
 app.add_typer(plans_app, name="plans")
 app.add_typer(fake_twilio_cli.app, name="fake-twilio")
+app.add_typer(fake_aliyun_cli.app, name="fake-aliyun")
 drill_cli.register(app)  # jiaoying drill run / report / demo
 
 def _free_loopback_port() -> int:
@@ -63,7 +65,7 @@ def serve(
     import uvicorn
 
     from jiaoying.app import create_app
-    from jiaoying.gateway import local_gateway_settings, with_local_gateway
+    from jiaoying.gateway import local_gateway_settings, needs_fake_aliyun, with_local_gateway
     from jiaoying.scheduler import SendingProcess
 
     settings = settings_or_exit()
@@ -75,7 +77,8 @@ def serve(
     sending: SendingProcess | None = None
     if sched.enabled and sched.sender_process and sched.jobs == "all":
         # the sending work, and the fake gateway it talks to, run in a child process: see SendingProcess
-        child_gateway = None if settings.twilio.configured else (gateway_port or _free_loopback_port())
+        local = not settings.twilio.configured or needs_fake_aliyun(settings)
+        child_gateway = (gateway_port or _free_loopback_port()) if local else None
         argv = [sys.executable, "-m", "jiaoying", "worker", "--parent-pid", str(os.getpid())]
         if child_gateway is not None:
             argv += ["--gateway-port", str(child_gateway)]
@@ -249,6 +252,12 @@ def check_config() -> None:
     table.add_row("display_timezone", settings.display_timezone)
     table.add_row("scheduler", "on" if settings.scheduler.enabled else "off")
     table.add_row("twilio", "已配置 / configured" if settings.twilio.configured else "未配置，使用本地模拟网关 / fake")
+    table.add_row("aliyun", "已配置 / configured" if settings.aliyun.configured else "未配置 / not configured")
+    for channel, zh in (("sms", "短信"), ("voice", "语音")):
+        chosen = settings.provider_for(channel)
+        has_keys = settings.aliyun.configured if chosen == "aliyun" else settings.twilio.configured
+        choice = getattr(settings.messaging, f"{channel}_provider")
+        table.add_row(f"{zh} / {channel}", f"{chosen}（{choice}）" + ("" if has_keys else "，本地模拟 / local fake"))
     table.add_row("log", f"{settings.log.format}, {settings.log.level}")
     table.add_row("/metrics", "需要令牌 / token required" if settings.metrics.token else "仅本机 / loopback only")
     out.print(table)

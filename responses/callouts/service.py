@@ -138,11 +138,29 @@ def _send(session: Session, c: Callout, route: str, reason: str, now: dt.datetim
     c.attempts_made = seq
     msg = outbox.enqueue(
         session, now=now, channel=channel, to=number, body=body, idempotency_key=f"callout:{c.id}:try:{seq}",
-        template=f"callout_{channel}", params={"callout_id": c.id, "attempt_id": att.id, "seq": seq},
+        template=f"callout_{channel}", params={"callout_id": c.id, "attempt_id": att.id, "seq": seq,
+                                               **template_params(c, run, ctx, session)},
         validity_until=c.next_action_at, subject_type=SUBJECT, subject_id=att.id, actor=f"rule:callout:{reason}",
     )
     att.message_id = msg.id
     return att
+
+
+def template_params(c: Callout, run: ResponseRun, ctx: SendContext, session: Session) -> dict[str, str]:
+    """The short named values a registered SMS / voice template takes (a domestic provider sends a template and
+    these, not the text): what warning, which places, how many minutes to answer, and for an escalation who
+    did not answer. Each is kept short; the notifier clips to the provider's limits."""
+    from responses.callouts.core import _HAZARD_ZH, _LEVEL_ZH
+
+    event = ctx.event(session, run)
+    warning = f"{_LEVEL_ZH.get(c.level, c.level)}{event or _HAZARD_ZH.get(run.hazard, run.hazard)}预警"
+    escalated_from = str(c.context.get("escalated_from", ""))
+    params = {"kind": "escalation" if escalated_from else "callout",
+              "warning": f"（演练）{warning}" if c.drill else warning,
+              "areas": place_names(c.areas, ctx.names) or "相关区域", "minutes": str(c.answer_minutes)}
+    if escalated_from:
+        params["missed"] = escalated_from
+    return params
 
 
 # ---------------------------------------------------------------------------------------------- creating

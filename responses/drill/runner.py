@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from config.clock import VirtualClock
 from config.database import session_scope
 from config.runtime import Runtime
-from config.settings import TwilioSettings
+from config.settings import AliyunSettings, MessagingSettings, TwilioSettings
 from config.users import find_department
 from responses.audit.builder import build_report
 from responses.audit.findings import Finding, expired_on_arrival, input_without_warning
@@ -106,13 +106,15 @@ def make_safe(rt: Runtime, scenario: Scenario) -> FakeNotifier:
     from responses.messaging import outbox
     from responses.messaging.sender import Sender, SenderConfig
 
-    rt.settings = rt.settings.model_copy(update={"twilio": TwilioSettings()})
+    # every provider's credentials go, and the channel choice with them: nothing here can reach a phone
+    rt.settings = rt.settings.model_copy(update={"twilio": TwilioSettings(), "aliyun": AliyunSettings(),
+                                                 "messaging": MessagingSettings()})
     old = rt.state.pop("messaging_sender", None)
     if old is not None:
         old.close()
     faults = scenario.behaviour.provider_faults
     notifier = drill_notifier(faults.rate if faults else 0.0, salt=scenario.name)
-    rt.state["messaging_notifiers"] = {"twilio": notifier, "fake": notifier, "drill": notifier}
+    rt.state["messaging_notifiers"] = {"twilio": notifier, "aliyun": notifier, "fake": notifier, "drill": notifier}
     # One worker and a fixed seed: the order of sends and the retry back-off are the same on every run.
     rt.state["messaging_sender"] = Sender(rt.session_factory, rt.state["messaging_notifiers"], clock=rt.clock,
                                           config=SenderConfig(concurrency=1, public_base_url=None),

@@ -293,6 +293,7 @@ def send_to_person(session: Session, order: MeasureOrder, purpose: str, *, now: 
                   order.lift_deadline if purpose == "lift" else order.deadline, tz),
               "reason": order.lift_reason or "险情解除", "duty_phone": duty_phone or "区应急值班室"}
     kind = "measure_lift" if purpose == "lift" else "measure_order"
+    params["kind"] = kind  # a template provider picks the registered template by it (voice too)
     seq = int(now.timestamp())
     ids: list[int] = []
     for channel in order.channels or ["sms"]:

@@ -124,11 +124,12 @@ class Claimed:
     max_attempts: int
     validity_until: dt.datetime | None
     params: dict[str, Any]
+    template: str | None = None  # the kind of text: a templated provider sends its registered template for it
 
 
 _COLUMNS = (OutboxMessage.id, OutboxMessage.channel, OutboxMessage.to_number, OutboxMessage.from_number,
             OutboxMessage.body, OutboxMessage.provider, OutboxMessage.attempts, OutboxMessage.max_attempts,
-            OutboxMessage.validity_until, OutboxMessage.params)
+            OutboxMessage.validity_until, OutboxMessage.params, OutboxMessage.template)
 
 
 def claim(session: Session, *, now: dt.datetime, worker: str, limit: int, lease: dt.timedelta = DEFAULT_LEASE,
@@ -172,6 +173,7 @@ class SendResult:
     error_code: str | None = None
     error: str | None = None
     next_try_at: dt.datetime | None = None
+    provider: str | None = None  # the provider that carried it, when the sender chose it by channel
 
 
 @dataclass(frozen=True)
@@ -223,9 +225,11 @@ def apply_results(session: Session, results: Sequence[SendResult], *, now: dt.da
             .where(table.c.id == bindparam("b_id"),
                    or_(table.c.state == State.QUEUED.value, table.c.state == State.CLAIMED.value))
             .values(state=State.SENT.value, claimed_until=None,
+                    provider=func.coalesce(bindparam("b_prov", type_=String), table.c.provider),
                     provider_id=func.coalesce(table.c.provider_id, bindparam("b_pid", type_=String)),
                     sent_at=func.coalesce(table.c.sent_at, bindparam("b_now", type_=table.c.sent_at.type))),
-            [{"b_id": mid, "b_pid": by_id[mid].provider_id, "b_now": now} for mid, _ in fast],
+            [{"b_id": mid, "b_pid": by_id[mid].provider_id, "b_prov": by_id[mid].provider, "b_now": now}
+             for mid, _ in fast],
         )
         conn.execute(MessageStatus.__table__.insert(), [
             {"message_id": mid, "at": now, "state": State.SENT.value, "provider_status": None, "source": "sender",
@@ -240,6 +244,7 @@ def apply_results(session: Session, results: Sequence[SendResult], *, now: dt.da
         if r.outcome == "sent":
             if msg.provider_id is None:
                 msg.provider_id = r.provider_id
+                msg.provider = r.provider or msg.provider
             msg.sent_at = msg.sent_at or now
             accepted.append(Accepted(msg.id, msg.subject_type, msg.subject_id, msg.sent_at))
             if moves_forward(msg.state, State.SENT.value):

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.clock import Clock
 from config.database import session_scope
 from config.runtime import Runtime
+from config.settings import Settings
 from responses.messaging import outbox
 from responses.messaging.core import backoff, is_stale
 from responses.messaging.notifiers.base import Notifier, PermanentError, TransientError
@@ -93,6 +94,9 @@ class SenderConfig:
     backoff_cap: float = 300.0
     public_base_url: str | None = None  # status callbacks and TwiML go here; None: no callbacks
     status_callbacks: bool = True
+    # A provider's own request limit when it differs from ``rate_per_second`` (e.g. Twilio's and Alibaba Cloud's
+    # accounts side by side); None as a value: that provider is not paced.
+    provider_rates: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,8 +115,11 @@ class Sender:
     def __init__(self, session_factory: sessionmaker[Session], notifiers: Mapping[str, Notifier], *,
                  clock: Clock, config: SenderConfig | None = None, worker_id: str | None = None,
                  monotonic: Callable[[], float] = time.monotonic, seed: int | None = None,
-                 on_accepted: Sequence[outbox.AcceptedHook] = ()) -> None:
+                 on_accepted: Sequence[outbox.AcceptedHook] = (), routes: Mapping[str, str] | None = None) -> None:
         self.factory = session_factory
+        # channel -> provider: the settings' choice per channel wins over the row's ``provider`` (which says
+        # what was asked for at enqueue); a channel without a route goes by the row
+        self.routes = {ch: p for ch, p in (routes or {}).items() if p in notifiers}
         # kept by reference: the runtime's hook list (``outbox.accepted_hooks_of``) may grow later
         self.on_accepted = on_accepted
         self.notifiers = dict(notifiers)
@@ -121,12 +128,14 @@ class Sender:
         self.worker = worker_id or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
         self.rng = random.Random(seed)
         self.buckets: dict[str, TokenBucket | SharedRateLimiter] = {}
-        if self.cfg.rate_per_second:
-            rate = self.cfg.rate_per_second * self.cfg.rate_headroom
-            for name, notifier in self.notifiers.items():
-                self.buckets[name] = (SharedRateLimiter(session_factory, rate_account(name, notifier), rate,
-                                                        monotonic=monotonic)
-                                      if self.cfg.shared_rate else TokenBucket(rate, 1.0, clock=monotonic))
+        for name, notifier in self.notifiers.items():
+            limit = self.cfg.provider_rates.get(name, self.cfg.rate_per_second)
+            if not limit:
+                continue
+            rate = limit * self.cfg.rate_headroom
+            self.buckets[name] = (SharedRateLimiter(session_factory, rate_account(name, notifier), rate,
+                                                    monotonic=monotonic)
+                                  if self.cfg.shared_rate else TokenBucket(rate, 1.0, clock=monotonic))
         self._pool = ThreadPoolExecutor(max_workers=self.cfg.concurrency, thread_name_prefix="sender")
 
     def close(self) -> None:
@@ -144,16 +153,17 @@ class Sender:
         return f"{self.cfg.public_base_url.rstrip('/')}/twilio/voice/twiml?m={msg_id}"
 
     def _send_one(self, c: outbox.Claimed) -> outbox.SendResult:
-        notifier = self.notifiers.get(c.provider)
+        provider = self.routes.get(c.channel, c.provider)
+        notifier = self.notifiers.get(provider)
         if notifier is None:
             return outbox.SendResult(c.id, self.worker, "failed", error_code="no_provider",
-                                     error=f"no notifier configured for provider {c.provider!r}")
-        bucket = self.buckets.get(c.provider)
+                                     error=f"no notifier configured for provider {provider!r}")
+        bucket = self.buckets.get(provider)
         if bucket is not None:
             try:
                 bucket.acquire()
             except SQLAlchemyError as exc:  # no slot could be booked: nothing leaves unpaced, try again later
-                log.warning("rate limit store unavailable for %s: %s", c.provider, exc)
+                log.warning("rate limit store unavailable for %s: %s", provider, exc)
                 delay = backoff(c.attempts, base=self.cfg.backoff_base, cap=self.cfg.backoff_cap, rng=self.rng)
                 return outbox.SendResult(c.id, self.worker, "retry", error_code="rate_store",
                                          error=f"rate limit not booked: {type(exc).__name__}",
@@ -166,7 +176,16 @@ class Sender:
         if c.validity_until is not None:
             validity = max(1, int((c.validity_until - now).total_seconds()))
         try:
-            if c.channel == "sms":
+            if getattr(notifier, "templated", False):
+                # a template provider (Alibaba Cloud) sends the registered template of the row's kind with its
+                # parameters, and carries our message id so its pushes name the message
+                extra = {"template": c.template, "params": c.params, "out_id": str(c.id)}
+                if c.channel == "sms":
+                    pid = notifier.send_sms(c.to, c.body, None, from_number=c.from_number,
+                                            validity_seconds=validity, **extra)  # type: ignore[call-arg]
+                else:
+                    pid = notifier.place_call(c.to, from_number=c.from_number, **extra)  # type: ignore[call-arg]
+            elif c.channel == "sms":
                 pid = notifier.send_sms(c.to, c.body, self.callback_url(c.id), from_number=c.from_number,
                                         validity_seconds=validity)
             else:
@@ -183,11 +202,12 @@ class Sender:
             return outbox.SendResult(c.id, self.worker, "retry", error_code=exc.code, error=exc.reason,
                                      next_try_at=self.clock.now() + delay)
         except Exception as exc:  # an unexpected bug in a notifier must not kill the sender; retried
-            log.exception("notifier %s crashed on message %s", c.provider, c.id, extra={"message_id": c.id})
+            log.exception("notifier %s crashed on message %s", provider, c.id, extra={"message_id": c.id})
             delay = backoff(c.attempts, base=self.cfg.backoff_base, cap=self.cfg.backoff_cap, rng=self.rng)
             return outbox.SendResult(c.id, self.worker, "retry", error_code="crash",
                                      error=f"{type(exc).__name__}: {exc}", next_try_at=self.clock.now() + delay)
-        return outbox.SendResult(c.id, self.worker, "sent", provider_id=pid)
+        return outbox.SendResult(c.id, self.worker, "sent", provider_id=pid,
+                                 provider=provider if provider != c.provider else None)
 
     # --- the pipeline ------------------------------------------------------------------------
     def _claim(self, n: int) -> list[outbox.Claimed]:
@@ -284,15 +304,54 @@ def _inline_twiml(text: str) -> str:
 # --- scheduler job ---------------------------------------------------------------------------
 
 def notifiers_from_settings(rt: Runtime) -> dict[str, Notifier]:
-    tw = rt.settings.twilio
-    if not tw.configured:
-        return {}
-    from responses.messaging.notifiers.twilio import TwilioNotifier
+    """A notifier for each provider some channel uses (``Settings.provider_for``) and that has credentials."""
+    return notifiers_for(rt.settings)
 
-    assert tw.account_sid and tw.auth_token
-    return {"twilio": TwilioNotifier(tw.account_sid, tw.auth_token.get_secret_value(), tw.from_number,
-                                     api_base_url=tw.api_base_url, timeout=tw.request_timeout_seconds,
-                                     max_connections=max(8, tw.sender_concurrency * 2))}
+
+def notifiers_for(settings: Settings) -> dict[str, Notifier]:
+    used = {settings.provider_for(ch) for ch in outbox.CHANNELS}
+    out: dict[str, Notifier] = {}
+    tw = settings.twilio
+    if "twilio" in used and tw.configured:
+        from responses.messaging.notifiers.twilio import TwilioNotifier
+
+        assert tw.account_sid and tw.auth_token
+        out["twilio"] = TwilioNotifier(tw.account_sid, tw.auth_token.get_secret_value(), tw.from_number,
+                                       api_base_url=tw.api_base_url, timeout=tw.request_timeout_seconds,
+                                       max_connections=max(8, tw.sender_concurrency * 2))
+    al = settings.aliyun
+    if "aliyun" in used and al.configured:
+        from responses.messaging.notifiers.aliyun import AliyunNotifier
+
+        assert al.access_key_id and al.access_key_secret
+        out["aliyun"] = AliyunNotifier(
+            al.access_key_id, al.access_key_secret.get_secret_value(), sign_name=al.sign_name,
+            sms_templates=al.sms_templates, tts_templates=al.tts_templates, ivr_start_code=al.ivr_start_code,
+            ivr_ack_code=al.ivr_ack_code, ivr_help_code=al.ivr_help_code, called_show_number=al.called_show_number,
+            sms_endpoint=al.sms_endpoint, voice_endpoint=al.voice_endpoint, protocol=al.protocol, region=al.region,
+            timeout=al.request_timeout_seconds, max_connections=max(8, al.sender_concurrency * 2))
+    return out
+
+
+def routes_from_settings(rt: Runtime) -> dict[str, str]:
+    """channel -> provider, as the settings choose it."""
+    return {ch: rt.settings.provider_for(ch) for ch in outbox.CHANNELS}
+
+
+def sender_config(rt: Runtime, providers: set[str]) -> SenderConfig:
+    """The sender's settings for the providers in use: each provider paced at its own account's limit, the
+    concurrency and lease of the most demanding one."""
+    tw, al = rt.settings.twilio, rt.settings.aliyun
+    rates: dict[str, float | None] = {"twilio": tw.messages_per_second, "aliyun": al.messages_per_second}
+    timeouts = {"twilio": tw.request_timeout_seconds, "aliyun": al.request_timeout_seconds}
+    workers = {"twilio": tw.sender_concurrency, "aliyun": al.sender_concurrency}
+    chosen = [p for p in providers if p in rates] or ["twilio"]
+    # a request that hangs until its timeout must still end inside the lease
+    lease = dt.timedelta(seconds=max(30.0, 3 * max(timeouts[p] for p in chosen)))
+    paced = [r for p in chosen if (r := rates[p])]
+    return SenderConfig(concurrency=max(workers[p] for p in chosen), rate_per_second=min(paced) if paced else None,
+                        provider_rates={p: rates[p] for p in chosen}, public_base_url=rt.settings.public_base_url,
+                        lease=lease)
 
 
 def sender_for(rt: Runtime) -> Sender | None:
@@ -302,13 +361,10 @@ def sender_for(rt: Runtime) -> Sender | None:
         notifiers = rt.state.get("messaging_notifiers") or notifiers_from_settings(rt)
         if not notifiers:
             return None
-        tw = rt.settings.twilio
-        # a request that hangs until its timeout must still end inside the lease
-        lease = dt.timedelta(seconds=max(30.0, 3 * tw.request_timeout_seconds))
-        cfg = SenderConfig(concurrency=tw.sender_concurrency, rate_per_second=tw.messages_per_second,
-                           public_base_url=rt.settings.public_base_url, lease=lease)
+        routes = routes_from_settings(rt)
+        cfg = sender_config(rt, set(notifiers) & set(routes.values()) or set(notifiers))
         sender = Sender(rt.session_factory, notifiers, clock=rt.clock, config=cfg,
-                        on_accepted=outbox.accepted_hooks_of(rt.state))
+                        on_accepted=outbox.accepted_hooks_of(rt.state), routes=routes)
         rt.state["messaging_sender"] = sender
     return sender  # type: ignore[no-any-return]
 
