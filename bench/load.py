@@ -30,6 +30,10 @@ accepted by the provider per second, from the database; the fake's own count and
 beside it) and the escalation lag (a callout's answer deadline to the moment its escalation was
 committed, seen by polling the database every 0.25 s; the sweep's own timestamp beside it).
 Targets: p95 ≤ 500 ms, 0 errors, escalation lag p99 ≤ 2 s.
+
+The bench needs a server where it may CREATE DATABASE. On a server other work restarts or loads at
+the same time, point ``--pg`` at a private one, e.g. a throwaway cluster (``initdb`` in a temporary
+directory, ``pg_ctl ... -o "-p 5499"``): a restart in the middle fails the push or the fan-out.
 """
 
 from __future__ import annotations
@@ -591,7 +595,7 @@ async def load_phase(args: argparse.Namespace, serves: list[Child], api_sync: ht
             headers={"Content-Type": "application/cap+xml"}, timeout=600))
         push["took"] = time.time() - push["t"]
         if r.status_code != 202:
-            raise SystemExit(f"push refused: HTTP {r.status_code} {r.text[:500]}")
+            raise SystemExit(f"push refused: HTTP {r.status_code} {r.text[:500]}\n{serves[0].tail()}")
         end = time.monotonic() + args.duration
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       TimeElapsedColumn(), console=out) as prog:
