@@ -231,6 +231,15 @@ def apply_results(session: Session, results: Sequence[SendResult], *, now: dt.da
             [{"b_id": mid, "b_pid": by_id[mid].provider_id, "b_prov": by_id[mid].provider, "b_now": now}
              for mid, _ in fast],
         )
+        routed = [{"b_id": mid, "b_pid": by_id[mid].provider_id, "b_prov": by_id[mid].provider}
+                  for mid, _ in fast if by_id[mid].provider]
+        if routed:
+            # A receipt pushed between the read above and the update moved the row on, so the update left it
+            # alone: it holds the provider's id (the receipt's) but still names the provider asked for at enqueue.
+            conn.execute(table.update()
+                         .where(table.c.id == bindparam("b_id"), table.c.provider_id == bindparam("b_pid"),
+                                table.c.provider != bindparam("b_prov"))
+                         .values(provider=bindparam("b_prov")), routed)
         conn.execute(MessageStatus.__table__.insert(), [
             {"message_id": mid, "at": now, "state": State.SENT.value, "provider_status": None, "source": "sender",
              "applied": True, "detail": {"provider_id": by_id[mid].provider_id, "worker": by_id[mid].worker,
@@ -244,7 +253,10 @@ def apply_results(session: Session, results: Sequence[SendResult], *, now: dt.da
         if r.outcome == "sent":
             if msg.provider_id is None:
                 msg.provider_id = r.provider_id
-                msg.provider = r.provider or msg.provider
+            if r.provider and msg.provider_id == r.provider_id:
+                # a receipt that overtook the sender recorded the provider's id but cannot know which provider
+                # carried the message: the row still says what was asked for at enqueue
+                msg.provider = r.provider
             msg.sent_at = msg.sent_at or now
             accepted.append(Accepted(msg.id, msg.subject_type, msg.subject_id, msg.sent_at))
             if moves_forward(msg.state, State.SENT.value):
