@@ -155,6 +155,11 @@ def write_demo_sites(region_dir: Path = REGION_DIR) -> Path:
         ("demo-geohazard-1", "【演示】西上庄滑坡隐患点", "geohazard_point", "140502007201", 0.0, "high", 23, {}),
         ("demo-school-1", "【演示】钟家庄小学", "school", "140502006001", 0.0, None, None, {"students": 640}),
         ("demo-forest-1", "【演示】西上庄林区", "forest_block", "140502007210", 0.4, "high", None, {}),
+        # for the drill library (reservoir, levee breach, flash flood): people below a dam, behind a levee, on a slope
+        ("demo-reservoir-downstream-1", "【演示】北石店水库下游南石店村居民点", "reservoir_downstream", "140502100230",
+         0.0, "high", 86, {}),
+        ("demo-river-section-1", "【演示】丹河东田石段堤防", "river_section", "140502009009", 0.0, "high", 54, {}),
+        ("demo-slope-1", "【演示】窑坡村不稳定斜坡", "slope", "140502007218", 0.0, "high", 15, {}),
     ]
     feats = []
     for key, name, kind, code, radius, risk, residents, extra in specs:

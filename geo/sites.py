@@ -7,6 +7,8 @@ SITE_KINDS: dict[str, tuple[str, str]] = {
     "geohazard_zone": ("地质灾害风险区", "geohazard risk zone"),
     "reservoir": ("水库", "reservoir"),
     "river_section": ("河段", "river section"),
+    "reservoir_downstream": ("水库下游居民点", "settlement below a dam"),
+    "slope": ("不稳定斜坡", "unstable slope"),
     "gauge": ("水文/雨量站", "gauge"),
     "forest_block": ("林区/林班", "forest block"),
     "school": ("学校", "school"),

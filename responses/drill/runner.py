@@ -242,6 +242,10 @@ class Players:
         from warning.service import ingest_payload
 
         ev = self.s.events[i]
+        if ev.manual is not None:
+            self._enter_manual(i, now)
+            return
+        assert ev.feed is not None
         body = self.loaded.resolve(ev.feed.file).read_bytes()
         with session_scope(self.rt.session_factory) as session:
             feed = _drill_feed(session, ev.feed.format, now)
@@ -260,6 +264,28 @@ class Players:
             self.input_findings.append(input_without_warning(file=ev.feed.file, at=now, state=out.state,
                                                              reason=out.reason or skipped or None,
                                                              tz=self.rt.settings.tz))
+
+    def _enter_manual(self, i: int, now: dt.datetime) -> None:
+        """The officer on duty types in a warning phoned in (as ``POST /warnings/manual`` does), as an exercise."""
+        from warning.changes import listeners_of
+        from warning.schemas import ManualWarningIn
+        from warning.service import enter_manual
+
+        ev = self.s.events[i]
+        assert ev.manual is not None
+        data = ManualWarningIn.model_validate_json(self.loaded.resolve(ev.manual.file).read_bytes())
+        data = data.model_copy(update={"status": "exercise"})
+        try:
+            with session_scope(self.rt.session_factory) as session:
+                _outcome, w = enter_manual(session, data, username="drill-duty-officer", now=now,
+                                           listeners=listeners_of(self.rt.state))
+                created = w.id
+        except (LookupError, ValueError) as exc:  # e.g. an area the region cannot place: a finding, not a crash
+            self.note(now, f"人工录入 {ev.manual.file} 未能保存：{exc}")
+            self.input_findings.append(input_without_warning(file=ev.manual.file, at=now, state="rejected",
+                                                             reason=str(exc), tz=self.rt.settings.tz))
+            return
+        self.note(now, f"人工录入 {ev.manual.file}（{data.channel}，{data.received_from}）：预警 {created}")
 
     def _judgements(self, session: Session, now: dt.datetime) -> list[dt.datetime]:
         from warning.consultation import service as cs
@@ -632,5 +658,5 @@ def _scenario_summary(loaded: LoadedScenario) -> dict[str, Any]:
     return {
         "name": s.name, "file": loaded.path.name, "start": s.start.isoformat(),
         "duration_s": s.duration.total_seconds(),
-        "events": [{"at_s": e.at.total_seconds(), "format": e.feed.format, "file": e.feed.file} for e in s.events],
+        "events": [{"at_s": e.at.total_seconds(), "format": e.kind, "file": e.file} for e in s.events],
     }

@@ -14,6 +14,8 @@ reported with its line, its field path and a Chinese and English message — all
     events:                              # inputs at virtual times (paths relative to this file)
       - at: 0m
         feed: {format: cap, file: red-rainstorm.xml}
+      - at: 30m                          # a warning phoned in: the JSON body POST /warnings/manual takes
+        manual: {file: township-call.json}
     duty_log:                            # optional entries the officer on duty writes
       - {at: 20m, kind: call, text: 建设路积水, from_unit: 东街街道, for_handover: true}
     behaviour:
@@ -78,11 +80,36 @@ class FeedRef(_Strict):
         return v
 
 
+class ManualRef(_Strict):
+    """A warning phoned in and typed by the officer: ``file`` holds the body ``POST /warnings/manual`` takes."""
+
+    file: str = Field(min_length=1)
+
+
 class ScenarioEvent(_Strict):
+    """One input: a feed payload, or a warning entered by hand (exactly one of the two)."""
+
     at: dt.timedelta
-    feed: FeedRef
+    feed: FeedRef | None = None
+    manual: ManualRef | None = None
 
     _at = field_validator("at", mode="before")(parse_duration)
+
+    @model_validator(mode="after")
+    def _one_input(self) -> ScenarioEvent:
+        if (self.feed is None) == (self.manual is None):
+            raise ValueError("每个事件须有 feed 或 manual 之一 / each event has either feed or manual")
+        return self
+
+    @property
+    def file(self) -> str:
+        return self.feed.file if self.feed is not None else self.manual.file  # type: ignore[union-attr]
+
+    @property
+    def kind(self) -> str:
+        """The feed format, or ``manual``."""
+        return self.feed.format if self.feed is not None else "manual"
+
 
 
 class Match(_Strict):
@@ -376,10 +403,13 @@ def parse_scenario(text: str, *, source: str = "<scenario>", base_dir: Path | No
         if ev.at > scenario.duration:
             problems.append(Problem(marks.get(("events", i, "at")), f"events[{i}].at",
                                     "事件时间超出演练时长", "the event lies after the end of the run"))
-        if base_dir is not None and not (base_dir / ev.feed.file).is_file():
-            problems.append(Problem(marks.get(("events", i, "feed", "file")), f"events[{i}].feed.file",
-                                    f"找不到文件 {ev.feed.file}（相对于演练脚本所在目录）",
-                                    f"file not found: {ev.feed.file} (relative to the scenario file)"))
+        key = "feed" if ev.feed is not None else "manual"
+        if base_dir is not None and not (base_dir / ev.file).is_file():
+            problems.append(Problem(marks.get(("events", i, key, "file")), f"events[{i}].{key}.file",
+                                    f"找不到文件 {ev.file}（相对于演练脚本所在目录）",
+                                    f"file not found: {ev.file} (relative to the scenario file)"))
+        elif base_dir is not None and ev.manual is not None:
+            problems += _manual_problems(base_dir / ev.file, marks.get(("events", i, "manual", "file")), i)
     for i, entry in enumerate(scenario.duty_log):
         if entry.at > scenario.duration:
             problems.append(Problem(marks.get(("duty_log", i, "at")), f"duty_log[{i}].at",
@@ -390,6 +420,24 @@ def parse_scenario(text: str, *, source: str = "<scenario>", base_dir: Path | No
     if problems:
         raise ScenarioError(source, problems)
     return scenario
+
+
+def _manual_problems(path: Path, line: int | None, i: int) -> list[Problem]:
+    """A manual warning file is checked when the scenario is loaded, as the API would check the body."""
+    from warning.schemas import ManualWarningIn
+
+    where = f"events[{i}].manual.file"
+    try:
+        data = ManualWarningIn.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        return [Problem(line, where, f"人工录入预警 {path.name} 有误：{loc} {first['msg']}",
+                        f"manual warning {path.name} is invalid: {loc} {first['msg']}")]
+    if data.msg_type != "alert":
+        return [Problem(line, where, "演练中的人工录入预警只支持 alert（首次发布）",
+                        "a manual warning in a drill can only be an alert")]
+    return []
 
 
 def load_scenario(path: Path) -> LoadedScenario:

@@ -191,7 +191,7 @@ def test_the_gcj02_setting_shifts_what_the_map_shows_by_a_few_hundred_metres(
 
 def test_the_sites_layer_has_the_demo_sites_with_kind_and_risk(as_role: Callable[..., TestClient]) -> None:
     sites = layer(as_role("viewer"), "sites")["features"]
-    assert len(sites) == 4 and all(f["properties"]["demo"] for f in sites)
+    assert len(sites) == 7 and all(f["properties"]["demo"] for f in sites)
     slide = next(f["properties"] for f in sites if f["properties"]["kind"] == "geohazard_point")
     assert slide["kind_text"] == "地质灾害隐患点" and slide["risk_text"] == "高风险" and slide["residents"] == 23
     assert slide["area_code"] == "140502007201" and len(slide["point"]) == 2

@@ -31,7 +31,7 @@ def test_tree_search_geojson(client: TestClient, sqlite_runtime: Runtime,
     fc = client.get("/geo/areas/geojson", params={"level": "village"}, headers=h).json()
     assert len(fc["features"]) == 134 and all(f["properties"]["approximate"] for f in fc["features"])
     sites = client.get("/geo/sites/geojson", headers=h).json()["features"]
-    assert len(sites) == 4 and all(f["properties"]["demo"] for f in sites)
+    assert len(sites) == 7 and all(f["properties"]["demo"] for f in sites)
     detail = client.get("/geo/areas/140502007000", headers=h).json()
     assert detail["geometry"]["type"] == "Polygon" and len(detail["children"]) == 30
     assert client.get("/geo/areas/999", headers=h).status_code == 404

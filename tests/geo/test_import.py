@@ -30,7 +30,7 @@ def test_seed_is_idempotent_and_matches_default(seeded: sessionmaker[Session], c
         version = current_version(s)
         assert seed_default_region(s, clock.now()) == 0
         assert current_version(s) == version and version[0] == 1
-        assert s.execute(select(func.count(HazardSite.id)).where(HazardSite.demo.is_(True))).scalar_one() == 4
+        assert s.execute(select(func.count(HazardSite.id)).where(HazardSite.demo.is_(True))).scalar_one() == 7
         idx = region_index(s)
     assert n == len(default_index.areas())
     t = MatchTarget(geocodes=("140502",))
