@@ -141,6 +141,34 @@ def test_township_counts_by_the_database_equal_a_plain_count(factory: sessionmak
     assert empty.id not in totals
 
 
+def test_many_callouts_sharing_few_area_lists_count_as_a_plain_count(factory: sessionmaker[Session]) -> None:
+    """A fan-out's shape: hundreds of people per village, chiefs about several villages of their township,
+    people about villages of two townships, the same list written in another order or with repeats, and
+    lists that are not lists at all. The database groups equal lists; each person still counts once in
+    each township they answer for."""
+    now = at(20)
+    lists: list[Any] = [["140502001001"], ["140502001002"], ["140502002001"],
+                        ["140502001001", "140502001002"],  # one township, named twice: counted once
+                        ["140502001002", "140502001001"],  # the same, in another order
+                        ["140502001001", "140502002001"],  # two townships: in each
+                        ["140502002001", "140502001003", "140502002001"],  # two, with a repeat
+                        ["site:4", "140502003001", "140502001001"], ["site:4"], ["140502000000"], [],
+                        {"codes": ["140502001001"]}, "140502001001", [None, 140502001001]]
+    states = [("answered", 30, False), ("answered", 5, True), ("calling", 30, None), ("calling", 10, None),
+              ("escalated", 10, True), ("unanswered", 10, None), ("cancelled", 10, None)]
+    with session_scope(factory) as s:
+        run, other = add_run(s), add_run(s)
+        made = [add_callout(s, run if i % 5 else other, lists[i % len(lists)], state, deadline=deadline, late=late)
+                for i in range(700) for state, deadline, late in [states[(i * 3 + i // 7) % len(states)]]]
+    with factory() as s:
+        got = callout_board.township_progress_of_runs(s, [run.id, other.id], now=now)
+    expected = plain_progress(made, now)
+    assert got == expected
+    two = got[run.id]
+    assert set(two) == {"140502001000", "140502002000", "140502003000", ""}
+    assert sum(two["140502002000"].values()) > 0 and sum(two["140502001000"].values()) > 100
+
+
 def _populate_run(s: Session, run: ResponseRun) -> None:
     for village in ("140502001001", "140502002001"):
         add_callout(s, run, [village], "calling", deadline=5)
