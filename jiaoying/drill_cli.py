@@ -96,6 +96,118 @@ def drill_run(
         out.print(f"  {kind}: {p}")
 
 
+@drill_app.command("from-run")
+def drill_from_run(
+    run_id: Annotated[int, typer.Argument(help="响应编号（id）/ run id")],
+    out_dir: Annotated[Path, typer.Option("--out", help="演练脚本输出目录 / output folder")] = Path("replay"),
+    database: Annotated[str | None, typer.Option(
+        "--database", help="读取的数据库（默认为配置中的数据库），如 sqlite:///demo-out/drill.sqlite3 / the "
+                           "database to read (default: the configured one)")] = None,
+) -> None:
+    """把一次真实响应写成可重放的演练脚本 / Write a scenario that replays a real run (``drill run`` it)."""
+    from config.clock import SystemClock
+    from responses.drill.replay import ReplayError, build_replay
+
+    settings = load_settings()
+    engine = make_engine(database or settings.database.url)
+    try:
+        with session_scope(make_session_factory(engine)) as s:
+            replay = build_replay(s, run_id, now=SystemClock().now(), tz=settings.tz)
+    except ReplayError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        engine.dispose()
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "scenario.yaml").is_file():
+        raise fail(f"输出目录 {out_dir} 非空且不是复盘目录 / {out_dir} is not empty and holds no scenario.yaml")
+    paths = replay.write(out_dir)
+    info = replay.summary
+    out.print(f"[green]已写出响应 {replay.run_number} 的复盘演练脚本[/] / replay of run {replay.run_number} written: "
+              f"[bold]{out_dir / 'scenario.yaml'}[/]（{len(paths)} 个文件 / files）", soft_wrap=True)
+    out.print(f"  {info['start']} → {info['end']}，输入 {len(info['inputs'])} 条 / inputs，"
+              f"叫应 {info['kpis']['callouts']} 人次 / callouts", soft_wrap=True)
+    for zh, en in replay.gaps:
+        err.print(f"[bold yellow]未能复现 / not reproduced[/]：{zh} / {en}", soft_wrap=True)
+    out.print(f"运行 / run: [bold]jiaoying drill run {out_dir / 'scenario.yaml'} --out {out_dir / 'report'}[/]",
+              soft_wrap=True)
+
+
+def _read_report(path: Path, label: str) -> dict[str, Any]:
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise fail(f"找不到报告 {label}：{path} / report {label} not found: {path}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise fail(f"报告 {label} 不是有效的 JSON：{path}（{exc}）/ report {label} is not valid JSON: {path}") from None
+    if not isinstance(data, dict):
+        raise fail(f"报告 {label} 不是时效审计报告：{path} / report {label} is not an audit report: {path}")
+    return data
+
+
+def _compare_table(title: str, rows: list[dict[str, Any]]) -> Table:
+    from responses.drill.compare import WORSE_WHEN_UP, diff_text, figure_text
+
+    table = Table(title=title)
+    table.add_column("指标 / figure")
+    table.add_column("A", justify="right")
+    table.add_column("B", justify="right")
+    table.add_column("差值 B−A / diff", justify="right")
+    for r in rows:
+        d = r["diff"]
+        style = "" if not d else ("red" if (d > 0) == (r["key"] in WORSE_WHEN_UP) else "green")
+        text = diff_text(r["key"], d)
+        table.add_row(f"{r['zh']}  [dim]{r['en']}[/]", figure_text(r["key"], r["a"]), figure_text(r["key"], r["b"]),
+                      f"[{style}]{text}[/]" if style else text)
+    return table
+
+
+@drill_app.command("compare")
+def drill_compare(
+    a: Annotated[Path, typer.Argument(help="基准报告 A（report.json）/ baseline report A")],
+    b: Annotated[Path, typer.Argument(help="对比报告 B（report.json）/ report B to compare")],
+    as_json: Annotated[bool, typer.Option("--json", help="输出机器可读的对比结果 / print the comparison as JSON")]
+    = False,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="写出含两条时间线的 HTML 对比页 / write an HTML page "
+                                                              "with both timelines")] = None,
+) -> None:
+    """并排比较两份时效审计报告的关键指标（总体与分乡镇）/ Compare two audit reports' KPIs, overall and per
+    township; the difference is B − A."""
+    import json
+
+    from responses.drill.compare import CompareError, compare, compare_html
+
+    ra, rb = _read_report(a, "A"), _read_report(b, "B")
+    try:
+        result = compare(ra, rb)
+    except CompareError as exc:
+        raise fail(str(exc)) from None
+    page = None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        page = out_dir / "compare.html"
+        page.write_text(compare_html(result, ra, rb), encoding="utf-8")
+        (out_dir / "compare.json").write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n",
+                                              encoding="utf-8")
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    out.print(f"A：{result['a']['title']}  [dim]{a}[/]")
+    out.print(f"B：{result['b']['title']}  [dim]{b}[/]")
+    out.print(_compare_table("关键指标对比 / KPIs compared", result["kpis"]))
+    for t in result["townships"]:
+        if any(r["diff"] for r in t["figures"]):
+            out.print(_compare_table(f"{t['name']}（{t['township']}）", t["figures"]))
+    unchanged = [t["name"] for t in result["townships"] if not any(r["diff"] for r in t["figures"])]
+    if unchanged:
+        out.print(f"[dim]无变化的乡镇（街道）/ townships unchanged：{'、'.join(map(str, unchanged))}[/]")
+    out.print("[bold]变化 / what changed[/]" if result["summary"] else "关键指标无变化 / no headline figure changed")
+    for s in result["summary"]:
+        out.print(f"  · {s['zh']}\n    [dim]{s['en']}[/]", soft_wrap=True)
+    if page is not None:
+        out.print(f"对比页 / page: [bold]{page}[/]")
+
+
 def report_cmd(
     run_id: Annotated[int, typer.Argument(help="响应编号 / run id")],
     out_dir: Annotated[Path, typer.Option("--out", help="报告输出目录 / output folder")] = Path("report-out"),

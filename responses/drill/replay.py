@@ -249,13 +249,16 @@ def _write_plan(run: Any, replay: Replay) -> bool:
 
 
 def _answers(report: dict[str, Any], replay: Replay) -> list[dict[str, Any]]:
-    """One rule per phone (with the role when one phone was called in two roles), in call order."""
+    """One rule per phone, in call order; with the role when one phone was called in two roles, and with
+    ``call: plan|escalation`` when the person was called for their own area and escalated to as well."""
     rows = sorted(report.get("callouts") or [], key=lambda c: (c.get("called_at") or "", c.get("id") or 0))
     roles_of: dict[str, set[str]] = {}
+    calls_of: dict[str, set[str]] = {}
     for c in rows:
         if c.get("phone"):
             roles_of.setdefault(c["phone"], set()).add(c.get("role") or "")
-    rules: dict[tuple[str, str | None], dict[str, Any]] = {}
+            calls_of.setdefault(c["phone"], set()).add(_call_kind(c))
+    rules: dict[tuple[str, str | None, str | None], dict[str, Any]] = {}
     for c in rows:
         phone = c.get("phone")
         if not phone:
@@ -263,21 +266,26 @@ def _answers(report: dict[str, Any], replay: Replay) -> list[dict[str, Any]]:
                                 "number; it cannot be matched to a person"))
             continue
         role = c.get("role") if len(roles_of[phone]) > 1 else None
+        call = _call_kind(c) if len(calls_of[phone]) > 1 else None
         called, answered = _t(c.get("called_at")), _t(c.get("answered_at"))
         if answered is None or called is None:
             rule: dict[str, Any] = {"after": "never"}
         else:
             channel = CHANNEL_OF_ANSWER.get(c.get("answer_channel") or "", "keypress")
             rule = {"after": duration_text(answered - called), "channel": channel}
-        key = (phone, role)
+        key = (phone, role, call)
         if key in rules:
             if rules[key]["after"] != rule["after"]:
                 replay.gaps.append((f"{c.get('person')}（{phone}）两次叫应的应答用时不同，复盘统一按第一次",
                                     f"{phone} answered two calls after different delays; the replay uses the first"))
             continue
-        match = {"phone": phone, **({"role": role} if role else {})}
+        match = {"phone": phone, **({"role": role} if role else {}), **({"call": call} if call else {})}
         rules[key] = {"match": match, **rule}
     return [*rules.values(), {"match": {}, "after": "never"}]  # nobody else answers, as nobody else was called
+
+
+def _call_kind(c: dict[str, Any]) -> str:
+    return "escalation" if c.get("reason") == "escalation" or c.get("escalated_from") else "plan"
 
 
 def _consultation(report: dict[str, Any], replay: Replay) -> dict[str, Any]:

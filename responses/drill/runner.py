@@ -132,6 +132,8 @@ def prepare(session: Session, loaded: LoadedScenario, *, now: dt.datetime, tz: d
     from responses.contacts.roster_service import on_duty, upsert_shift
 
     s = loaded.scenario
+    if s.plans:
+        install_plans(session, loaded.resolve(s.plans), now=now)
     if s.contacts:
         path = loaded.resolve(s.contacts)
         report = contacts_service.import_contacts(session, data=path.read_bytes(), filename=path.name, actor=ACTOR,
@@ -155,6 +157,32 @@ def prepare(session: Session, loaded: LoadedScenario, *, now: dt.datetime, tz: d
                                             leader=Person(leader.name, leader.phone), label="演练值班",
                                             officers=[Person(DRILL_OFFICER)]),
                          roster_id=None, actor=ACTOR, now=now)
+
+
+def install_plans(session: Session, directory: Path, *, now: dt.datetime) -> list[str]:
+    """The scenario's own plans, stored as the plans in force (an admin's edit would be stored the same way),
+    so a run started in the drill snapshots them exactly as a real run snapshots an edited plan. Hazards the
+    folder leaves out keep the bundled plan. A plan with errors stops the drill before anything runs."""
+    from responses.runs.plans import load_dir
+    from responses.runs.service import save_plan_document
+
+    found = load_dir(directory, require_all=False)
+    if found.errors or not found.plans:
+        errors = "; ".join(str(e) for e in found.errors[:5])
+        raise DrillError(f"预案目录 {directory.name} 无法使用：{errors or '没有预案文件'}",
+                         f"plans folder {directory.name} cannot be used: {errors or 'no plan files'}")
+    stored = []
+    for hazard, source in sorted(found.sources.items(), key=lambda kv: kv[0].value):
+        path = Path(source)
+        fmt = path.suffix.lstrip(".").lower()
+        _doc, errors = save_plan_document(session, hazard=hazard.value, source=path.read_text(encoding="utf-8"),
+                                          fmt="yaml" if fmt == "yml" else fmt, note=f"演练预案 {path.name}",
+                                          actor=ACTOR, now=now)
+        if errors:
+            raise DrillError(f"预案 {path.name} 无法使用：{errors[0]['message']}",
+                             f"plan {path.name} cannot be used: {errors[0]['message_en']}")
+        stored.append(hazard.value)
+    return stored
 
 
 def _drill_feed(session: Session, fmt: str, now: dt.datetime) -> Any:
@@ -366,16 +394,17 @@ class Players:
         # Plain columns, not entities: this runs twice a step over every waiting callout, and a person's
         # rule never changes during a drill (so it is worked out once per callout).
         waiting = session.execute(select(Callout.id, Callout.started_at, Callout.contact_id, Callout.areas,
-                                         Callout.role, Callout.numbers)
+                                         Callout.role, Callout.numbers, Callout.reason)
                                   .where(Callout.drill.is_(True), Callout.answered_at.is_(None),
                                          Callout.state != "cancelled")
                                   .order_by(Callout.id)).tuples().all()
         self._load_places(session, {row[2] for row in waiting if row[2] is not None})
-        for cid, started_at, contact_id, areas, role, numbers in waiting:
+        for cid, started_at, contact_id, areas, role, numbers, reason in waiting:
             if cid not in self.rules:
                 places = self.places.get(contact_id, []) if contact_id is not None else []
                 self.rules[cid] = self.s.behaviour.answer_rule(areas=places or list(areas or []), role=role,
-                                                               phone=(numbers or [None])[0])
+                                                               phone=(numbers or [None])[0],
+                                                               call="escalation" if reason == "escalation" else "plan")
             rule = self.rules[cid]
             if rule is None or rule.after is None:
                 continue
@@ -412,8 +441,8 @@ class Players:
         from responses.measures import service as measure_service
         from responses.measures.models import MeasureOrder
 
-        rule = self.s.behaviour.measures
-        if rule is None:
+        behaviour = self.s.behaviour
+        if behaviour.measures is None and not behaviour.measure_rules:
             return []
         upcoming: list[dt.datetime] = []
         orders = session.execute(select(MeasureOrder).where(MeasureOrder.drill.is_(True),
@@ -426,7 +455,11 @@ class Players:
                 action, since = "confirm_lifted", m.lift_ordered_at
             else:
                 continue
-            due = since + rule.after
+            after = behaviour.measure_after(kind=m.kind, areas=list(m.area_codes or []),
+                                            lifting=action == "confirm_lifted")
+            if after is None:
+                continue
+            due = since + after
             if due > now:
                 upcoming.append(due)
                 continue

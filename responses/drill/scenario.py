@@ -8,6 +8,7 @@ reported with its line, its field path and a Chinese and English message — all
     start: 2026-07-20T02:00:00+08:00    # virtual start (with its offset)
     duration: 6h                         # virtual length
     contacts: contacts.csv               # optional; default: the region's demo contacts
+    plans: plans                         # optional folder of plan files used instead of the bundled ones
     roster:                              # optional duty shifts (absolute times); default: one drill shift
       - {start: 2026-07-19T20:00:00+08:00, end: 2026-07-20T08:00:00+08:00, label: 夜班,
          leader: {name: 张带班, phone: "+8613900000101"}, officers: [{name: 李值班}]}
@@ -20,13 +21,16 @@ reported with its line, its field path and a Chinese and English message — all
       - {at: 20m, kind: call, text: 建设路积水, from_unit: 东街街道, for_handover: true}
     behaviour:
       answers:                           # first matching rule wins
-        - match: {area: "140502101201"}  # area code or prefix; or {role: grid_worker}; or {phone: "+86…"}
+        - match: {area: "140502101201"}  # area code or prefix; or {role: grid_worker}; or {phone: "+86…"};
+                                         # with {call: escalation} (or plan): only calls escalated to them
           after: never
           channel: keypress              # keypress | sms | web | phone
       judgements:
         - {department: 气象局, after: 5m, level: red}
       decision: {after: 20m, level: red}
       measures: {after: 40m}
+      measure_rules:                     # optional, first match wins before ``measures``
+        - {match: {kind: evacuation, area: "140502001"}, after: 25m, lift_after: never}
       provider_faults: {rate: 0.1}
       handover: {sign_before_end: 10m, acknowledge_after_start: 5m}   # or never
 """
@@ -111,11 +115,11 @@ class ScenarioEvent(_Strict):
         return self.feed.format if self.feed is not None else "manual"
 
 
-
 class Match(_Strict):
     area: str | None = Field(default=None, pattern=r"^\d{1,12}$")
     role: str | None = None
     phone: str | None = None
+    call: Literal["plan", "escalation"] | None = None  # the person's own call, or one escalated to them
 
     @field_validator("area", "role", "phone", mode="before")
     @classmethod
@@ -124,9 +128,11 @@ class Match(_Strict):
             raise ValueError("请加引号写成文字，如 \"140502101201\" / quote it as text")
         return v
 
-    def matches(self, *, areas: list[str], role: str | None, phone: str | None) -> bool:
+    def matches(self, *, areas: list[str], role: str | None, phone: str | None, call: str | None = None) -> bool:
         """All given conditions must hold; an empty match matches everyone."""
         if self.area is not None and not any(a.startswith(self.area) for a in areas):
+            return False
+        if self.call is not None and self.call != call:
             return False
         if self.role is not None and self.role != role:
             return False
@@ -168,6 +174,27 @@ class MeasuresRule(_Strict):
     _after = field_validator("after", mode="before")(parse_duration)
 
 
+class MeasureMatch(_Strict):
+    kind: str | None = None  # a measure kind of the plan: evacuation, stop_school, …
+    area: str | None = Field(default=None, pattern=r"^\d{1,12}$")  # code or prefix of one of its areas
+
+    def matches(self, *, kind: str, areas: list[str]) -> bool:
+        if self.kind is not None and self.kind != kind:
+            return False
+        return self.area is None or any(a.startswith(self.area) for a in areas)
+
+
+class MeasureRule(_Strict):
+    """One measure's own timing (a replay writes one per measure): carried out ``after`` its order, its
+    lifting confirmed ``lift_after`` the lift order; either may be ``never``; ``lift_after`` omitted = ``after``."""
+
+    match: MeasureMatch = Field(default_factory=MeasureMatch)
+    after: dt.timedelta | None
+    lift_after: dt.timedelta | None = None
+
+    _after = field_validator("after", "lift_after", mode="before")(_after_or_never)
+
+
 class ProviderFaults(_Strict):
     rate: float = Field(ge=0.0, le=1.0)
 
@@ -188,13 +215,25 @@ class Behaviour(_Strict):
     judgements: list[JudgementRule] = Field(default_factory=list)
     decision: DecisionRule | None = None
     measures: MeasuresRule | None = None
+    measure_rules: list[MeasureRule] = Field(default_factory=list)  # first match wins, before ``measures``
     provider_faults: ProviderFaults | None = None
     handover: HandoverRule | None = None
 
-    def answer_rule(self, *, areas: list[str], role: str | None, phone: str | None) -> AnswerRule | None:
+    def measure_after(self, *, kind: str, areas: list[str], lifting: bool) -> dt.timedelta | None:
+        """How long after its (lift) order a measure is carried out (lifted): the first matching
+        ``measure_rules`` entry, else ``measures``; None = never."""
+        for rule in self.measure_rules:
+            if rule.match.matches(kind=kind, areas=areas):
+                if lifting and "lift_after" in rule.model_fields_set:
+                    return rule.lift_after
+                return rule.after
+        return self.measures.after if self.measures is not None else None
+
+    def answer_rule(self, *, areas: list[str], role: str | None, phone: str | None,
+                    call: str | None = None) -> AnswerRule | None:
         """The first rule that matches this person; None = no rule, the person never answers."""
         for rule in self.answers:
-            if rule.match.matches(areas=areas, role=role, phone=phone):
+            if rule.match.matches(areas=areas, role=role, phone=phone, call=call):
                 return rule
         return None
 
@@ -253,6 +292,7 @@ class Scenario(_Strict):
     start: dt.datetime
     duration: dt.timedelta
     contacts: str | None = None
+    plans: str | None = None  # a folder of plan files used instead of the bundled ones (same layout)
     roster: list[RosterShift] = Field(default_factory=list)
     events: list[ScenarioEvent] = Field(min_length=1)
     duty_log: list[DutyLogInput] = Field(default_factory=list)
@@ -417,6 +457,9 @@ def parse_scenario(text: str, *, source: str = "<scenario>", base_dir: Path | No
     if base_dir is not None and scenario.contacts and not (base_dir / scenario.contacts).is_file():
         problems.append(Problem(marks.get(("contacts",)), "contacts", f"找不到联系人文件 {scenario.contacts}",
                                 f"contacts file not found: {scenario.contacts}"))
+    if base_dir is not None and scenario.plans and not (base_dir / scenario.plans).is_dir():
+        problems.append(Problem(marks.get(("plans",)), "plans", f"找不到预案目录 {scenario.plans}",
+                                f"plans folder not found: {scenario.plans}"))
     if problems:
         raise ScenarioError(source, problems)
     return scenario
