@@ -232,20 +232,60 @@ def report_cmd(
         out.print(f"  {kind}: {p}")
 
 
+def _library_table() -> Table:
+    from responses.drill.library import ScenarioError, duration_text, list_scenarios
+    from warning.draft import HAZARD_ZH, Hazard
+
+    table = Table(title="演练库 / drill library")
+    table.add_column("名称 / name", style="bold")
+    table.add_column("演练 / title")
+    table.add_column("灾种 / hazard")
+    table.add_column("时长 / duration", justify="right")
+    for entry in list_scenarios():
+        name = f"{entry.name}  [dim](默认 / default)[/]" if entry.bundled_demo else entry.name
+        try:
+            hazards = "、".join(f"{HAZARD_ZH.get(Hazard(h), h)} [dim]{h}[/]" if h in set(Hazard) else h
+                               for h in entry.hazards) or "—"
+            table.add_row(name, entry.title, hazards, duration_text(entry.duration))
+        except ScenarioError as exc:
+            table.add_row(name, f"[red]演练脚本有误 / bad scenario file[/] {exc.problems[0]}", "—", "—")
+    return table
+
+
 def demo_cmd(
+    name: Annotated[str | None, typer.Argument(help="演练库中的演练名称（见 --list）/ a drill of the library "
+                                                  "(see --list)", show_default=False)] = None,
+    list_: Annotated[bool, typer.Option("--list", help="列出内置演练 / list the bundled drills")] = False,
     out_dir: Annotated[Path, typer.Option("--out", help="报告输出目录 / output folder")] = Path("demo-out"),
     live: Annotated[bool, typer.Option("--live", help="以加速时钟运行并提供 API / serve it on an accelerated clock")]
     = False,
     speed: Annotated[float, typer.Option(help="--live 时的加速倍数 / clock speed-up for --live", min=1.0)] = 60.0,
     port: Annotated[int, typer.Option(help="--live 的端口 / port for --live", min=1, max=65535)] = 8000,
 ) -> None:
-    """运行内置演练（城区暴雨红色预警）/ Run the bundled drill: a red rainstorm over part of 城区."""
+    """运行内置演练（默认：城区暴雨红色预警）/ Run a bundled drill (default: a red rainstorm over part of 城区).
+
+    `jiaoying demo --list` 列出演练库；`jiaoying demo NAME` 运行其中一个。
+    `jiaoying demo --list` lists the library; `jiaoying demo NAME` runs one of it.
+    """
+    from responses.drill import library
+
+    if list_:
+        out.print(_library_table())
+        out.print("运行 / run: [bold]jiaoying demo NAME[/]（如 / e.g. jiaoying demo earthquake）")
+        return
+    scenario = DEMO_SCENARIO
+    if name is not None:
+        entry = library.find(name)
+        if entry is None:
+            known = ", ".join(library.names())
+            raise fail(f"没有名为 {name!r} 的演练；可选：{known} / no drill named {name!r}; choose one of: {known}")
+        scenario = entry.path
     if live:
         from jiaoying.drill_live import serve_live
 
-        serve_live(DEMO_SCENARIO, out_dir, speed=speed, port=port)
+        serve_live(scenario, out_dir, speed=speed, port=port)
         return
-    result = run_scenario(DEMO_SCENARIO, out_dir)
+    result = run_scenario(scenario, out_dir)
     out.print(_kpi_table(result.report))
     out.print(f"[green]演示完成[/]（虚拟 {result.report['scenario']['duration_s'] / 3600:g} 小时，用时 "
               f"{result.elapsed_s:.1f} 秒）。打开报告 / open the report: [bold]{result.paths['html']}[/]")
