@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 from sqlalchemy import and_, bindparam, insert, select
 from sqlalchemy.orm import Session, selectinload
 
+from config import bulk
 from config.eventlog import record
 from geo.models import HazardSite
 from responses.callouts import escalation as core
@@ -174,11 +177,46 @@ def _plan_calls(run: ResponseRun) -> dict[str, Any]:
     return calls
 
 
-def create_run_callouts(session: Session, run: ResponseRun, *, now: dt.datetime,
-                        actor: str = "system") -> list[Callout]:
-    """One callout per responsible person for the run's areas, with its first try queued.
+def create_run_callouts(session: Session, run: ResponseRun, *, now: dt.datetime, actor: str = "system",
+                        timings: dict[str, float] | None = None) -> list[Callout]:
+    """``start_run_callouts``, then the callouts it made loaded with their attempts (for callers that show or
+    inspect them; the run start itself needs only the ids)."""
+    ids = start_run_callouts(session, run, now=now, actor=actor, timings=timings)
+    if not ids:
+        return []
+    by_id: dict[int, Callout] = {}
+    for i in range(0, len(ids), 900):
+        by_id.update((c.id, c) for c in session.execute(
+            select(Callout).where(Callout.id.in_(ids[i:i + 900])).options(selectinload(Callout.attempts))).scalars())
+    return [by_id[i] for i in ids]
+
+
+class _Phases:
+    """Wall time per phase of a run start, added into ``timings`` when the caller asks (the bench does)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+        self.t = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        if self.timings is not None:
+            t = time.perf_counter()
+            self.timings[phase] = self.timings.get(phase, 0.0) + t - self.t
+            self.t = t
+
+
+def start_run_callouts(session: Session, run: ResponseRun, *, now: dt.datetime, actor: str = "system",
+                       timings: dict[str, float] | None = None) -> list[int]:
+    """One callout per responsible person for the run's areas, with its first try queued; returns their ids.
     Idempotent: people who already have a callout in this run are not called again, so calling
-    this after the run's areas grew calls only the newcomers."""
+    this after the run's areas grew calls only the newcomers.
+
+    Written in bulk (a district-wide red warning calls tens of thousands of people inside the request that
+    starts the run): callouts, first attempts, outbox messages, their status history and event-log entries
+    go in a few multi-row INSERTs each, ids read back in order, instead of an ORM flush per row. The rows are
+    the ones the per-row path (``_new_callout`` + ``core.start`` + ``_send``) writes, ids and event seqs in the
+    same order."""
+    ph = _Phases(timings)
     calls = _plan_calls(run)
     duties = session.execute(select(Duty, Contact).join(Contact, Duty.contact_id == Contact.id)).all()
     contacts: dict[int, Contact] = {}
@@ -192,41 +230,102 @@ def create_run_callouts(session: Session, run: ResponseRun, *, now: dt.datetime,
                                                                 Callout.reason == "plan")).scalars())
     ctx = _context(session)
     ctx.runs[run.id] = run
-    created: list[Callout] = []
+    ph.lap("plan (duties, areas, who)")
+    made: list[tuple[Callout, str | None]] = []
     for p in planned:
         if p.contact_id in have:
             continue
         person = contacts[p.contact_id]
-        c = _new_callout(run_id=run.id, key=f"run:{run.id}:contact:{person.id}", contact=person, name=person.name,
-                         numbers=[n for n in (person.phone, person.backup_phone) if n], role=p.role, tier=p.tier,
-                         areas=p.places, reason="plan", level=run.level, calls=calls, now=now, drill=run.drill,
-                         names=ctx.names)
-        session.add(c)
-        created.append(c)
-    session.flush()
-    for c in created:
+        # a plain namespace, not an ORM object: the same fields and decision, without the instrumentation
+        # that costs more than the rest of a callout's creation together
+        c = cast(Callout, SimpleNamespace(attempts=[], **_callout_fields(
+            run_id=run.id, key=f"run:{run.id}:contact:{person.id}", contact=person, name=person.name,
+            numbers=[n for n in (person.phone, person.backup_phone) if n], role=p.role, tier=p.tier,
+            areas=p.places, reason="plan", level=run.level, calls=calls, now=now, drill=run.drill,
+            names=ctx.names)))
         d = core.start(view_of(c), now)
         apply_decision(c, d, now)
         if d.send:
-            _send(session, c, d.send, "first", now, ctx)
-    session.flush()
-    if created:
-        record(session, now=now, action="callouts.created", entity_type="response_run", entity_id=run.id,
-               actor=actor, payload={"count": len(created), "level": run.level,
-                                     "callouts": [[c.id, c.contact_id, c.tier, c.areas] for c in created]})
-    return created
+            c.attempts_made = 1
+        made.append((c, d.send))
+    if not made:
+        return []
+    table: Any = Callout.__table__
+    cols = [col.key for col in table.columns if col.key != "id"]
+    rows = [{k: vars(c)[k] for k in cols} for c, _send_to in made]
+    ph.lap("callouts (decide)")
+    session.flush()  # anything the session holds goes first, as a flush before ours would have sent it
+    ids = bulk.insert_rows(session, table, rows)
+    for (c, _send_to), cid in zip(made, ids, strict=True):
+        c.id = cid
+    ph.lap("callouts (insert)")
+    _send_first(session, [(c, route) for c, route in made if route], now, ctx, ph)
+    record(session, now=now, action="callouts.created", entity_type="response_run", entity_id=run.id,
+           actor=actor, payload={"count": len(made), "level": run.level,
+                                 "callouts": [[c.id, c.contact_id, c.tier, c.areas] for c, _r in made]})
+    ph.lap("event (callouts.created)")
+    return ids
+
+
+def _send_first(session: Session, items: list[tuple[Callout, str]], now: dt.datetime, ctx: SendContext,
+                ph: _Phases) -> None:
+    """The first try of callouts just inserted (transient objects carrying their ids): ``_send``'s attempt,
+    message and attempt→message link for all of them, in bulk."""
+    if not items:
+        return
+    at_table: Any = Attempt.__table__
+    history = [{"at": now.isoformat(), "status": "queued", "reason": "first"}]
+    att_rows = []
+    for c, route in items:
+        channel, number = core.split_route(route)
+        att_rows.append(dict(callout_id=c.id, seq=1, channel=channel, number=number, reason="first",
+                             message_id=None, provider_id=None, status="queued", history=history,
+                             failure_handled=False, created_at=now, updated_at=now))
+    # the attempts' ids first (the messages name them), the rows after the messages (they name those)
+    att_ids = bulk.reserve_ids(session, at_table, len(att_rows))
+    ph.lap("attempts (ids)")
+    msgs: list[outbox.NewMessage] = []
+    for (c, _route), att, att_id in zip(items, att_rows, att_ids, strict=True):
+        run = ctx.run(session, c.run_id)
+        channel = str(att["channel"])
+        body = call_text(channel=channel, hazard=run.hazard, level=c.level, event=ctx.event(session, run),
+                         places=c.areas, names=ctx.names, answer_minutes=c.answer_minutes,
+                         two_way_sms=c.two_way_sms, escalated_from=str(c.context.get("escalated_from", "")),
+                         drill=c.drill)
+        msgs.append(outbox.NewMessage(
+            channel=channel, to=str(att["number"]), body=body, idempotency_key=f"callout:{c.id}:try:1",
+            template=f"callout_{channel}", params={"callout_id": c.id, "attempt_id": att_id, "seq": 1,
+                                                   **template_params(c, run, ctx, session)},
+            validity_until=c.next_action_at, subject_type=SUBJECT, subject_id=att_id, actor="rule:callout:first"))
+    ph.lap("messages (texts)")
+    msg_ids = outbox.enqueue_many(session, msgs, now=now)
+    ph.lap("messages (insert, history, events)")
+    for att, att_id, msg_id in zip(att_rows, att_ids, msg_ids, strict=True):
+        att["id"], att["message_id"] = att_id, msg_id
+    bulk.append_rows(session, at_table, att_rows)
+    ph.lap("attempts (insert)")
 
 
 def _new_callout(*, run_id: int, key: str, contact: Contact | None, name: str, numbers: list[str], role: str,
                  tier: str, areas: list[str], reason: str, level: str, calls: dict[str, Any], now: dt.datetime,
                  drill: bool, names: dict[str, str], context: dict[str, Any] | None = None) -> Callout:
+    return Callout(**_callout_fields(run_id=run_id, key=key, contact=contact, name=name, numbers=numbers, role=role,
+                                     tier=tier, areas=areas, reason=reason, level=level, calls=calls, now=now,
+                                     drill=drill, names=names, context=context), attempts=[])
+
+
+def _callout_fields(*, run_id: int, key: str, contact: Contact | None, name: str, numbers: list[str], role: str,
+                    tier: str, areas: list[str], reason: str, level: str, calls: dict[str, Any], now: dt.datetime,
+                    drill: bool, names: dict[str, str], context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every column of a new callout (the id aside): the ORM path builds a ``Callout`` of them, the bulk
+    path inserts them as they are."""
     # The deadline set here is provisional: when the first try is accepted by the provider,
     # ``on_attempts_accepted`` moves it to acceptance + window. Provisional = creation + window, no
     # margin: a try never accepted (provider down, number failing) is swept exactly when it would
     # have been had the call gone out at once, so retries, failover and escalation are not delayed.
     answer = int(calls["answer_minutes"])
     retries = calls.get("retries") or {"count": 0, "interval_minutes": 1}
-    return Callout(
+    return dict(
         key=key, run_id=run_id, contact_id=contact.id if contact else None, name=name, role=role, tier=tier,
         rank=core.RANK_OF_TIER[tier], areas=list(areas), area_names=[names.get(a, a) for a in areas],
         reason=reason, level=level, state=CalloutState.CALLING.value, channels=list(calls["channels"]),
@@ -234,8 +333,8 @@ def _new_callout(*, run_id: int, key: str, contact: Contact | None, name: str, n
         answer_minutes=answer, retries_total=int(retries["count"]),
         retry_interval_minutes=int(retries["interval_minutes"]), retries_done=0, attempts_made=0,
         ladder=list(calls.get("escalation") or []), started_at=now, deadline_at=now + dt.timedelta(minutes=answer),
-        next_action_at=now + dt.timedelta(minutes=answer), drill=drill, context=context or {}, created_at=now,
-        updated_at=now, attempts=[],
+        next_action_at=now + dt.timedelta(minutes=answer), answered_at=None, answer_late=None, escalated_at=None,
+        closed_at=None, drill=drill, context=context or {}, created_at=now, updated_at=now,
     )
 
 
@@ -685,7 +784,7 @@ def on_run_event(session: Session, run: ResponseRun, action: str, *, actor: str,
     try:
         with session.begin_nested():
             if action in CALLING_ACTIONS and run.state == "active":
-                create_run_callouts(session, run, now=now, actor=actor)
+                start_run_callouts(session, run, now=now, actor=actor)
             elif action in STOPPING_ACTIONS:
                 cancel_run_callouts(session, run.id, now=now, actor=actor)
     except Exception as exc:  # logged for the duty officer; the run goes on
