@@ -146,7 +146,7 @@ def _read_report(path: Path, label: str) -> dict[str, Any]:
 
 
 def _compare_table(title: str, rows: list[dict[str, Any]]) -> Table:
-    from responses.drill.compare import WORSE_WHEN_UP, diff_text, figure_text
+    from responses.drill.compare import NEUTRAL, WORSE_WHEN_UP, diff_text, figure_text
 
     table = Table(title=title)
     table.add_column("指标 / figure")
@@ -155,7 +155,7 @@ def _compare_table(title: str, rows: list[dict[str, Any]]) -> Table:
     table.add_column("差值 B−A / diff", justify="right")
     for r in rows:
         d = r["diff"]
-        style = "" if not d else ("red" if (d > 0) == (r["key"] in WORSE_WHEN_UP) else "green")
+        style = "" if not d or r["key"] in NEUTRAL else ("red" if (d > 0) == (r["key"] in WORSE_WHEN_UP) else "green")
         text = diff_text(r["key"], d)
         table.add_row(f"{r['zh']}  [dim]{r['en']}[/]", figure_text(r["key"], r["a"]), figure_text(r["key"], r["b"]),
                       f"[{style}]{text}[/]" if style else text)

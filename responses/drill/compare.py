@@ -40,6 +40,7 @@ TOWNSHIP_ZH: dict[str, str] = {"callouts": "叫应人次", "answered": "已应�
 WORSE_WHEN_UP = frozenset({"warning_to_first_call_s", "median_answer_s", "p90_answer_s", "escalations",
                            "unanswered_after_escalation", "measures_overdue", "reports_overdue", "late_answers",
                            "unanswered"})
+NEUTRAL = frozenset({"callouts"})  # more calls is neither better nor worse in itself
 # What the summary sentences speak of (the rest is in the tables).
 HEADLINE = ("late_answers", "escalations", "unanswered_after_escalation", "answered_in_time")
 
@@ -223,6 +224,6 @@ B：{escape(str(sb.get('title') or ''))}（截至 {escape(str(sb.get('as_of') or
 
 def _tone(row: Mapping[str, Any]) -> str:
     d = row.get("diff")
-    if not d:
+    if not d or row["key"] in NEUTRAL:
         return ""
     return "worse" if (d > 0) == (row["key"] in WORSE_WHEN_UP) else "better"

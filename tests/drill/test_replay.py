@@ -254,3 +254,53 @@ def test_the_demo_replayed_from_its_own_records_gives_the_same_report(run_scenar
     # a run that does not exist is refused with a clear message
     res = runner.invoke(app, ["drill", "from-run", "77", "--database", db, "--out", str(tmp_path / "x")])
     assert res.exit_code != 0 and "no run with id 77" in res.output
+
+
+def test_a_manual_warning_is_replayed_as_a_manual_event(tmp_path: Path) -> None:
+    """A warning phoned in and typed in (POST /warnings/manual) comes back as the body the officer entered."""
+    from fastapi.testclient import TestClient
+
+    from warning.schemas import ManualWarningIn
+
+    settings = Settings(env="test", database={"url": f"sqlite:///{tmp_path / 'real.db'}"},
+                        scheduler={"enabled": False}, security={"secret_key": "manual-" + "k" * 40})
+    upgrade_and_seed(settings)
+    engine = make_engine(settings.database.url)
+    factory = make_session_factory(engine)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    with session_scope(factory) as s:
+        s.add(User(username="duty", display_name="值班员", password_hash=hash_password("pass-123456"),
+                   role="duty_officer", created_at=now))
+    entry = {"channel": "phone", "source": "东街街道", "received_from": "街道值班室 0356-1234567", "hazard": "weather",
+             "event": "暴雨", "level": "red", "headline": "东街街道报告：暴雨红色预警",
+             "expires": (now + dt.timedelta(hours=6)).isoformat(), "area_codes": ["140502001000"],
+             "area_description": "东街街道"}
+    try:
+        with TestClient(create_app(settings)) as client:
+            token = client.post("/auth/token", data={"username": "duty", "password": "pass-123456"}).json()
+            duty = {"Authorization": f"Bearer {token['access_token']}"}
+            r = client.post("/warnings/manual", json=entry, headers=duty)
+            assert r.status_code == 201, r.text
+            runs = client.get("/responses/runs", headers=duty).json()
+        assert runs, "a red warning starts a run at once"
+        end = dt.datetime.now(dt.UTC)
+        with session_scope(factory) as s:
+            replay = build_replay(s, runs[0]["id"], now=end, tz=settings.tz)
+            real = build_report(s, now=end, tz=settings.tz, run_ids=[runs[0]["id"]])
+    finally:
+        engine.dispose()
+    assert replay.gaps == []
+    replay.write(tmp_path / "replay")
+    scenario = yaml.safe_load((tmp_path / "replay" / "scenario.yaml").read_text(encoding="utf-8"))
+    [event] = scenario["events"]
+    typed = ManualWarningIn.model_validate_json((tmp_path / "replay" / event["manual"]["file"]).read_bytes())
+    assert typed.headline == entry["headline"] and typed.area_codes == ["140502001000"]
+    loaded = load_scenario(tmp_path / "replay" / "scenario.yaml")
+    drt = drill_runtime(tmp_path / "drill.db", loaded.scenario.start, Settings(env="test"))
+    try:
+        again = run_drill(loaded, drt, drill_jobs(drt)).report
+    finally:
+        drt.close()
+    assert [r["level"] for r in again["runs"]] == ["red"]
+    first_calls = sorted(_key(c) for c in real["callouts"] if c["escalated_from"] is None)
+    assert first_calls and sorted(_key(c) for c in again["callouts"] if c["escalated_from"] is None) == first_calls
