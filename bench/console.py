@@ -194,7 +194,8 @@ class SseParser:
 
 
 class ChangeStream:
-    """An open ``GET /console/events``, read in a thread: when each change arrived, by event log id."""
+    """An open ``GET /console/events``, read in a thread: when each message arrived, by the newest event log id
+    it names."""
 
     def __init__(self, base: str, cookies: httpx.Cookies) -> None:
         self._client = httpx.Client(base_url=base, cookies=cookies, timeout=httpx.Timeout(10, read=60))
@@ -256,10 +257,14 @@ def sse_delays(base: str, cookies: httpx.Cookies, factory: sessionmaker[Session]
                             entity_id=i, actor="bench", payload={"phase": label})
             committed.append((ev.id, time.monotonic()))
             time.sleep(random.uniform(0.1, 0.3))
+        def arrival(eid: int) -> float | None:
+            # a message names the newest row of its batch: it brings every row up to that id
+            return min((t for mid, t in list(stream.arrived.items()) if mid >= eid), default=None)
+
         end = time.monotonic() + 10
-        while time.monotonic() < end and any(eid not in stream.arrived for eid, _t in committed):
+        while time.monotonic() < end and any(arrival(eid) is None for eid, _t in committed):
             time.sleep(0.05)
-        got = [(t, stream.arrived[eid] - t) for eid, t in committed if eid in stream.arrived]
+        got = [(t, at - t) for eid, t in committed if (at := arrival(eid)) is not None]
         if stream.error:
             print(f"SSE {label}: the stream ended with {stream.error}")
     return got, len(committed) - len(got)

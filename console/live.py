@@ -5,25 +5,32 @@ transaction as the change, so the log sees what any process committed — the se
 a worker, another instance on the same PostgreSQL — without a message bus. One poller per app (a thread, so its
 database reads never wait on the event loop or on the page handlers' thread pool) reads the rows above the last
 id it saw a few times a second, a range read on the primary key, and hands each batch to the open streams'
-queues. It starts with the first stream and stops when nobody has listened for a while, or when the app shuts
-down.
+queues — summed up once per read (which kinds of thing changed, whether an alarm may have), not row by row. It
+starts with the first stream and stops when nobody has listened for a while, or when the app shuts down.
+
+A fan-out writes tens of thousands of rows in minutes, and every open page needs to know only that something
+changed, of which kind, and whether to look at the alarms: so each connection gets at most one message per
+``COALESCE_SECONDS``, naming the newest row (the browser's Last-Event-ID) and the distinct kinds of change since
+the previous message. A change after a quiet spell goes out at once; only the messages of a burst wait.
 
 The stream's contract (a benchmark and the browser script rely on it)::
 
     retry: 2000                      once, first
     id: <latest event_log id>        once, when the client brings no Last-Event-ID: where it resumes from
-    id: <event_log id>               one message per row …
+    id: <newest event_log id>        at most one message per COALESCE_SECONDS, for every row since the last …
     event: change
-    data: {"id": …, "action": …, "entity_type": …, "entity_id": …}
+    data: {"id": <that id>, "rows": <how many>, "kinds": [entity types], "actions": [actions], "alarm": bool}
     : heartbeat                      … and after 15 s without one, a heartbeat: a comment for proxies, plus an
     event: ping                      event the page can see, so a stalled connection is noticed
     data: {}
 
-No actor and no payload leave the server (they can name people); a user's id is the name typed at a login,
-so it is left out too. A reconnecting client's ``Last-Event-ID`` gets what it missed (at most the newest
-``BACKLOG`` rows: the page reloads its content on any change, it needs no complete history). A stream lives
-at most ``MAX_STREAM_SECONDS`` (or until its client falls ``QUEUE_BATCHES`` behind): its last message is
-``retry: 100``, so the browser reconnects at once with its Last-Event-ID, and the session is checked again.
+``kinds`` and ``actions`` are sorted and distinct; ``alarm`` is true when a row of the batch can raise or clear an
+alarm banner (``ALARM_ACTIONS``), so a page fetches the banners only then. No entity id, actor or payload leaves
+the server (they can name people). A reconnecting client's ``Last-Event-ID`` gets one message summing up what it
+missed (the newest ``BACKLOG`` rows; when there were more, ``alarm`` is true, since what was left out is
+unknown). A stream lives at most ``MAX_STREAM_SECONDS`` (or until its client falls ``QUEUE_BATCHES`` reads
+behind): its last message is ``retry: 100``, so the browser reconnects at once with its Last-Event-ID, and the
+session is checked again.
 
 Alarms are derived from the same log (``console.alarms``); ``GET /console/alarms`` answers the banners as an
 HTML fragment that ``static/live.js`` puts into the ``#alarms`` container of every page.
@@ -38,6 +45,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import anyio
@@ -56,25 +64,53 @@ from console.security import check_csrf, secure, session_user
 log = logging.getLogger("jiaoying.console.live")
 
 POLL_SECONDS = 0.4  # change committed → on the stream: half this on average, plus the read
+COALESCE_SECONDS = 0.5  # at most one message per connection this often; the first after a quiet spell at once
 HEARTBEAT_SECONDS = 15.0
 RETRY_MS = 2000
 QUICK_RETRY_MS = 100  # told just before the server ends a stream itself, so the browser is back at once
 BATCH = 500  # rows per read; a full batch is followed by the next read at once
 BACKLOG = 200  # rows sent to a reconnecting client, the newest ones
-QUEUE_BATCHES = 256  # batches a stream may fall behind before it is ended (its client reconnects)
+QUEUE_BATCHES = 256  # reads a stream may fall behind before it is ended (its client reconnects)
 MAX_STREAM_SECONDS = 30 * 60.0
 IDLE_SECONDS = 60.0  # the poller stops after this long without a stream
-PRIVATE_ENTITIES = frozenset({"user"})  # ids that are what someone typed as a user name
+# rows that can raise an alarm banner or take one away (an acknowledgement; a red warning found outside the
+# district); the page fetches the banners when a message names one
+ALARM_ACTIONS = frozenset({*alarm_rules.TRIGGER_ACTIONS, alarm_rules.ACK_ACTION, "run.not_started"})
 HEARTBEAT = ": heartbeat\nevent: ping\ndata: {}\n\n"
 FEED_ATTR = "console_live_feed"
 
 
-def format_change(change: Change) -> str:
-    """One row as an SSE message; the JSON is one line (newlines in values are escaped)."""
-    data = json.dumps({"id": change.id, "action": change.action, "entity_type": change.entity_type,
-                       "entity_id": "" if change.entity_type in PRIVATE_ENTITIES else change.entity_id},
+@dataclass(frozen=True)
+class Batch:
+    """What a page may learn about some rows of the event log: the newest id, how many, which kinds of thing
+    and which actions, and whether the alarms may have changed. Never who did it, which one or the payload
+    (an actor, an id or a payload can name a person; a page needs none of them to know it must refresh)."""
+
+    last_id: int
+    rows: int
+    kinds: frozenset[str]
+    actions: frozenset[str]
+    alarm: bool
+
+    @classmethod
+    def of(cls, changes: list[Change]) -> Batch:
+        actions = frozenset(c.action for c in changes)
+        return cls(last_id=max(c.id for c in changes), rows=len(changes),
+                   kinds=frozenset(c.entity_type for c in changes), actions=actions,
+                   alarm=not actions.isdisjoint(ALARM_ACTIONS))
+
+    def merge(self, other: Batch) -> Batch:
+        return Batch(last_id=max(self.last_id, other.last_id), rows=self.rows + other.rows,
+                     kinds=self.kinds | other.kinds, actions=self.actions | other.actions,
+                     alarm=self.alarm or other.alarm)
+
+
+def format_batch(batch: Batch) -> str:
+    """One message for a batch of rows; the JSON is one line (newlines in values are escaped)."""
+    data = json.dumps({"id": batch.last_id, "rows": batch.rows, "kinds": sorted(batch.kinds),
+                       "actions": sorted(batch.actions), "alarm": batch.alarm},
                       ensure_ascii=False, separators=(",", ":"))
-    return f"id: {change.id}\nevent: change\ndata: {data}\n\n"
+    return f"id: {batch.last_id}\nevent: change\ndata: {data}\n\n"
 
 
 def format_cursor(event_id: int) -> str:
@@ -88,17 +124,17 @@ class Listener:
     def __init__(self, loop: asyncio.AbstractEventLoop, cursor: int) -> None:
         self.loop = loop
         self.cursor = cursor  # the stream receives every row above this id
-        self.queue: asyncio.Queue[list[Change]] = asyncio.Queue()
+        self.queue: asyncio.Queue[Batch] = asyncio.Queue()
         self.overflowed = False
 
-    def deliver(self, batch: list[Change]) -> bool:
+    def deliver(self, batch: Batch) -> bool:
         try:
             self.loop.call_soon_threadsafe(self._put, batch)
         except RuntimeError:  # its loop is closed: the stream is gone
             return False
         return True
 
-    def _put(self, batch: list[Change]) -> None:
+    def _put(self, batch: Batch) -> None:
         if self.queue.qsize() >= QUEUE_BATCHES:
             self.overflowed = True  # a client this far behind reconnects and gets the newest rows
             return
@@ -181,7 +217,8 @@ class ChangeFeed:
                     return
                 if rows:
                     self._cursor = rows[-1].id
-                    gone = [lst for lst in self._listeners if not lst.deliver(rows)]
+                    batch = Batch.of(rows)  # summed up once, whatever the number of streams
+                    gone = [lst for lst in self._listeners if not lst.deliver(batch)]
                     self._listeners.difference_update(gone)
                 if self._listeners:
                     idle_since = None
@@ -236,7 +273,10 @@ def last_event_id(request: Request) -> int | None:
 
 
 async def stream(feed: ChangeFeed, listener: Listener, resume_after: int | None) -> AsyncIterator[str]:
-    """The messages of one connection, until the client leaves, falls too far behind or the stream's time is up."""
+    """The messages of one connection, until the client leaves, falls too far behind or the stream's time is up.
+
+    What arrives within ``COALESCE_SECONDS`` of the previous message waits and goes out with everything else
+    that arrived meanwhile, as one message; a change after a quiet spell goes out at once."""
     started = time.monotonic()
     try:
         yield f"retry: {RETRY_MS}\n\n"
@@ -245,22 +285,33 @@ async def stream(feed: ChangeFeed, listener: Listener, resume_after: int | None)
         if resume_after is not None and resume_after < listener.cursor:
             missed = await anyio.to_thread.run_sync(feed.backlog, resume_after)
         if missed:
-            yield "".join(format_change(c) for c in missed)
-            last = max(last, missed[-1].id)
+            summary = Batch.of(missed)
+            if len(missed) >= BACKLOG:  # older rows were left out: whether one was an alarm is unknown
+                summary = Batch(summary.last_id, summary.rows, summary.kinds, summary.actions, True)
+            yield format_batch(summary)
+            last = max(last, summary.last_id)
         else:
             yield format_cursor(last)
+        sent_at = -COALESCE_SECONDS  # the first change goes out at once
         while time.monotonic() - started < MAX_STREAM_SECONDS:
             try:
                 batch = await asyncio.wait_for(listener.queue.get(), HEARTBEAT_SECONDS)
             except TimeoutError:
                 yield HEARTBEAT
                 continue
+            while (wait := sent_at + COALESCE_SECONDS - time.monotonic()) > 0:
+                try:
+                    batch = batch.merge(await asyncio.wait_for(listener.queue.get(), wait))
+                except TimeoutError:
+                    break
+            while not listener.queue.empty():
+                batch = batch.merge(listener.queue.get_nowait())
             if listener.overflowed:
                 break
-            fresh = [c for c in batch if c.id > last]
-            if fresh:
-                yield "".join(format_change(c) for c in fresh)
-                last = fresh[-1].id
+            if batch.last_id > last:  # rows the resume message already covered are not announced again
+                yield format_batch(batch)
+                last = batch.last_id
+                sent_at = time.monotonic()
         yield f"retry: {QUICK_RETRY_MS}\n\n"  # ended here, not lost: come back now, with the Last-Event-ID
     finally:
         feed.forget(listener)

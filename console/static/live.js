@@ -9,8 +9,9 @@
   var alarmsBox = document.getElementById("alarms");
   var linkState = document.getElementById("link-state");
   var STALL_MS = 40000;       // the server sends something at least every 15 s
-  var DEBOUNCE_MS = 300;      // changes come in bursts: one refresh for the burst
-  var MIN_GAP_MS = 1000;      // and not more than one a second while a fan-out writes thousands of rows
+  var DEBOUNCE_MS = 200;      // the server already sends one message per burst (at most one a second)
+  var REFRESH_GAP_MS = 2000;  // the page is fetched at most this often while a fan-out writes thousands of rows
+  var ALARM_GAP_MS = 2000;    // and the banners too; a request in between is kept and done after the gap
   var MAX_BACKOFF_MS = 10000;
   var LOST_AFTER_MS = 1500;   // a stream the server ends itself is back well within this: no flicker
   var KEEP = ["clock"];       // elements the page's own script holds on to (the board's ticking clock)
@@ -265,24 +266,42 @@
     window.setTimeout(function () { if (pending && !typing()) { schedule(true); } }, 50);
   });
 
-  var timer = null, busy = false, again = false, lastRun = 0;
-
-  function schedule(soon) {
-    if (timer) { return; }
-    if (busy) { again = true; return; }
-    var wait = soon ? 0 : Math.max(DEBOUNCE_MS, MIN_GAP_MS - (Date.now() - lastRun));
-    timer = window.setTimeout(run, wait);
+  // A task run at most once per gap, however often it is asked for. A request while it waits or runs is never
+  // dropped: it makes one more run after the gap (a trailing run), so the last change is always shown.
+  function throttled(task, gapMs, delayMs) {
+    var timer = null, busy = false, again = false, lastRun = -Infinity;
+    function run() {
+      timer = null;
+      busy = true;
+      lastRun = Date.now();
+      var done = function () {
+        busy = false;
+        if (again) { again = false; request(false); }
+      };
+      Promise.resolve().then(task).then(done, done);
+    }
+    function request(soon) {
+      if (busy) { again = true; return; }
+      if (timer) { return; }            // the run already waiting starts after this request: it covers it
+      var wait = Math.max(soon ? 0 : delayMs, gapMs - (Date.now() - lastRun));
+      timer = window.setTimeout(run, wait);
+    }
+    return request;
   }
 
-  function run() {
-    timer = null;
-    busy = true;
-    lastRun = Date.now();
-    var done = function () {
-      busy = false;
-      if (again) { again = false; schedule(false); }
-    };
-    Promise.all([refreshAlarms(), refreshPage(false)]).then(done, done);
+  var pageRefresh = throttled(function () { return refreshPage(false); }, REFRESH_GAP_MS, DEBOUNCE_MS);
+  var alarmCheck = throttled(refreshAlarms, ALARM_GAP_MS, 0);
+
+  function schedule(soon) { pageRefresh(soon); }
+
+  // What a message asks for: the page always; the banners when a row of the batch may raise or clear one
+  // (or when the message cannot be read: looking costs less than missing an alarm).
+  function changed(data) {
+    var info = null;
+    try { info = JSON.parse(data); } catch (e) { info = null; }
+    document.dispatchEvent(new CustomEvent("jiaoying:change", { detail: info }));  // the map refreshes itself
+    pageRefresh(false);
+    if (!info || info.alarm !== false) { alarmCheck(false); }
   }
 
   function loggedOut() {
@@ -319,12 +338,11 @@
       lastHeard = Date.now();
       backoff = 1000;
       setLive("open");
-      if (wasLost) { wasLost = false; schedule(true); }   // whatever happened meanwhile
+      if (wasLost) { wasLost = false; pageRefresh(true); alarmCheck(true); }   // whatever happened meanwhile
     });
-    source.addEventListener("change", function () {
+    source.addEventListener("change", function (ev) {
       lastHeard = Date.now();
-      document.dispatchEvent(new CustomEvent("jiaoying:change"));  // for parts that refresh themselves (the map)
-      schedule(false);
+      changed(ev.data);
     });
     source.addEventListener("ping", function () { lastHeard = Date.now(); });
     source.addEventListener("error", function () {

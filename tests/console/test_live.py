@@ -4,6 +4,7 @@ alarms (banners derived from the event log, acknowledged with who and when)."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import re
 import threading
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from config.clock import VirtualClock
 from config.database import session_scope
@@ -135,13 +136,25 @@ def feed_threads() -> list[threading.Thread]:
 
 
 def test_message_formats() -> None:
-    msg = live.format_change(Change(12, "warning.activated", "warning", "5"))
-    assert msg == ('id: 12\nevent: change\n'
-                   'data: {"id":12,"action":"warning.activated","entity_type":"warning","entity_id":"5"}\n\n')
-    assert live.format_change(Change(3, "auth.login_failed", "user", "zhang\nsan")).endswith(
-        '"entity_type":"user","entity_id":""}\n\n'), "a typed user name never leaves the server"
-    odd = live.format_change(Change(4, "webhook.rejected", "webhook", "/a\nb"))
+    batch = live.Batch.of([Change(10, "callout.answered", "callout", "5"),
+                           Change(11, "callout.answered", "callout", "6"),
+                           Change(12, "warning.activated", "warning", "5")])
+    msg = live.format_batch(batch)
+    assert msg == ('id: 12\nevent: change\ndata: {"id":12,"rows":3,"kinds":["callout","warning"],'
+                   '"actions":["callout.answered","warning.activated"],"alarm":true}\n\n'), \
+        "the newest id, how many rows, the distinct kinds and actions, and whether to look at the alarms"
+    quiet = live.format_batch(live.Batch.of([Change(3, "auth.login_failed", "user", "zhang\nsan")]))
+    assert "zhang" not in quiet and '"alarm":false' in quiet, "a typed user name never leaves the server"
+    odd = live.format_batch(live.Batch.of([Change(4, "webhook.rejected\nx", "webhook", "/a\nb")]))
     assert odd.count("\n") == 4 and "\\n" in odd, "one data line whatever the values hold"
+    merged = batch.merge(live.Batch.of([Change(9, "console.alarm_acknowledged", "alarm", "3")]))
+    assert (merged.last_id, merged.rows, merged.alarm) == (12, 4, True)
+    assert merged.kinds == {"callout", "warning", "alarm"}
+    for action in ("warning.activated", "warning.updated", "callout.escalated", "console.alarm_acknowledged",
+                   "run.not_started"):
+        assert live.Batch.of([Change(1, action, "x", "1")]).alarm, f"{action} can change the banners"
+    assert not live.Batch.of([Change(1, "callout.answered", "callout", "1"),
+                              Change(2, "outbox.sent", "outbox_message", "1")]).alarm
     assert live.HEARTBEAT.startswith(": ") and "\nevent: ping\ndata: {}\n\n" in live.HEARTBEAT
     assert "id:" not in live.HEARTBEAT, "a heartbeat does not move the client's Last-Event-ID"
     assert live.format_cursor(41) == "id: 41\n\n"
@@ -171,8 +184,8 @@ def test_a_committed_change_arrives_without_personal_data(duty: TestClient, sqli
         changed = record_change(sqlite_runtime, clock, entity_id=8)
         msg = sse.until(is_change(before))
         assert msg["id"] == str(changed)
-        assert json.loads(msg["data"]) == {"id": changed, "action": "measure.acknowledged",
-                                           "entity_type": "measure_order", "entity_id": "8"}
+        assert json.loads(msg["data"]) == {"id": changed, "rows": 1, "kinds": ["measure_order"],
+                                           "actions": ["measure.acknowledged"], "alarm": False}
         assert "王村长" not in msg["data"] and "张值班" not in msg["data"] and "+86" not in msg["data"]
 
 
@@ -187,10 +200,16 @@ def test_a_change_through_the_api_arrives_in_order(duty: TestClient, sqlite_runt
         assert api("/warnings/manual", entry).status_code == 201
         with session_scope(sqlite_runtime.session_factory) as s:
             written = [e.id for e in s.execute(select(Event).where(Event.id > cursor).order_by(Event.id)).scalars()]
-        got = []
-        while len(got) < len(written):
-            got.append(int(sse.until(is_change(got[-1] if got else cursor))["id"]))
-        assert got == written, "every row, once, in order"
+        with session_scope(sqlite_runtime.session_factory) as s:
+            actions = {e.action for e in s.execute(select(Event).where(Event.id > cursor)).scalars()}
+        got: list[dict[str, Any]] = []
+        while not got or got[-1]["id"] < written[-1]:
+            got.append(json.loads(sse.until(is_change(got[-1]["id"] if got else cursor))["data"]))
+        ids = [m["id"] for m in got]
+        assert ids == sorted(set(ids)) and ids[-1] == written[-1], "newer ids only, up to the last row"
+        assert sum(m["rows"] for m in got) == len(written), "every row counted, once"
+        assert set().union(*(m["actions"] for m in got)) == actions
+        assert len(got) <= len(written)
 
 
 def test_last_event_id_gets_what_was_missed(duty: TestClient, sqlite_runtime: Runtime, clock: VirtualClock,
@@ -200,8 +219,10 @@ def test_last_event_id_gets_what_was_missed(duty: TestClient, sqlite_runtime: Ru
     with duty.stream("GET", "/console/events", headers={"Last-Event-ID": str(seen)}) as r:
         sse = Sse(r)
         assert sse.next() == {"retry": "2000"}
-        got = [int(sse.next()["id"]) for _ in missed]
-        assert got == missed
+        summary = sse.next()
+        assert summary["event"] == "change" and summary["id"] == str(missed[-1]), "one message for what was missed"
+        assert json.loads(summary["data"]) == {"id": missed[-1], "rows": 3, "kinds": ["measure_order"],
+                                               "actions": ["measure.acknowledged"], "alarm": False}
         later = record_change(sqlite_runtime, clock)
         assert sse.until(is_change(missed[-1]))["id"] == str(later), "then the live rows, none twice"
     with duty.stream("GET", "/console/events", headers={"Last-Event-ID": "not-a-number"}) as r:
@@ -218,7 +239,62 @@ def test_a_long_absence_gets_only_the_newest_rows(duty: TestClient, sqlite_runti
     with duty.stream("GET", "/console/events", headers={"Last-Event-ID": str(seen)}) as r:
         sse = Sse(r)
         sse.next()
-        assert [int(sse.next()["id"]) for _ in range(3)] == ids[-3:]
+        summary = sse.next()
+        assert summary["id"] == str(ids[-1])
+        data = json.loads(summary["data"])
+        assert data["rows"] == 3, "the newest rows only"
+        assert data["alarm"] is True, "what was left out may have been an alarm: the page looks"
+
+
+BURST = 5000
+
+
+def test_a_burst_of_rows_is_a_few_messages_per_second(duty: TestClient, sqlite_runtime: Runtime,
+                                                       clock: VirtualClock, quick: None) -> None:
+    """A fan-out writes thousands of rows: each stream carries at most one message per COALESCE_SECONDS (the
+    first after a quiet spell at once), the last names the last row, and together they count every row."""
+    with duty.stream("GET", "/console/events") as r:
+        sse = Sse(r)
+        sse.next()
+        cursor = int(sse.next()["id"])
+        written: list[int] = []
+
+        def burst() -> None:
+            with session_scope(sqlite_runtime.session_factory) as s:
+                for i in range(BURST):
+                    action = "callout.escalated" if i == BURST // 2 else ("callout.started", "outbox.sent")[i % 2]
+                    record(s, now=clock.now(), action=action, entity_type=action.split(".")[0], entity_id=i,
+                           actor="rule:test")
+                    if i % 50 == 49:  # the sweep and the sender commit in small transactions, for seconds
+                        s.flush()
+                        s.commit()
+                        time.sleep(0.03)
+                written.append(int(s.execute(select(func.max(Event.id))).scalar_one()))
+
+        writer = threading.Thread(target=burst)
+        started = time.monotonic()
+        writer.start()
+        got: list[tuple[float, dict[str, Any], int]] = []
+        try:
+            while not got or got[-1][1]["id"] < cursor + BURST:
+                msg = sse.until(is_change(got[-1][1]["id"] if got else cursor), seconds=60)
+                size = sum(len(f"{k}: {v}\n".encode()) for k, v in msg.items()) + 1
+                got.append((time.monotonic(), json.loads(msg["data"]), size))
+        finally:
+            writer.join(60)
+        seconds = got[-1][0] - started
+    data = [m for _t, m, _n in got]
+    total_bytes = sum(n for _t, _m, n in got)
+    print(f"{BURST} rows in {seconds:.1f} s → {len(got)} messages, {total_bytes} bytes on the stream "
+          f"({total_bytes / BURST:.1f} bytes a row)")
+    assert data[-1]["id"] == written[-1] and sum(m["rows"] for m in data) == BURST, "every row counted, once"
+    assert sorted(set().union(*(m["actions"] for m in data))) == ["callout.escalated", "callout.started",
+                                                                  "outbox.sent"]
+    assert sum(m["alarm"] for m in data) == 1, "the one alarm-relevant row flags exactly one message"
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(got)]
+    assert len(got) <= seconds / live.COALESCE_SECONDS + 2, (len(got), seconds)
+    assert min(gaps, default=live.COALESCE_SECONDS) >= live.COALESCE_SECONDS * 0.8, gaps
+    assert total_bytes < BURST * 10, "a few bytes a row, not a message a row"
 
 
 def test_a_stream_the_server_ends_asks_for_a_quick_return(duty: TestClient, quick: None,
@@ -511,14 +587,14 @@ def test_an_alarm_reaches_an_open_stream(duty: TestClient, sqlite_runtime: Runti
         sse.next()
         cursor = int(sse.next()["id"])
         api("/warnings/manual", red_entry())
-        actions = []
-        while "warning.activated" not in actions:
-            actions.append(json.loads(sse.until(is_change(cursor))["data"])["action"])
+        msg = sse.until(lambda m: is_change(cursor)(m) and "warning.activated" in json.loads(m["data"])["actions"])
+        assert json.loads(msg["data"])["alarm"] is True, "the page is told to look at the banners"
         html = duty.get("/console/alarms").text
         [alarm] = alarm_items(html)
+        assert int(alarm["id"]) <= int(msg["id"])
         duty.post(f"/console/alarms/{alarm['id']}/ack", data={"csrf_token": token_of(html)}, follow_redirects=False)
         msg = sse.until(lambda m: m.get("event") == "change" and "console.alarm_acknowledged" in m["data"])
-        assert json.loads(msg["data"])["entity_id"] == alarm["id"]
+        assert json.loads(msg["data"])["alarm"] is True and json.loads(msg["data"])["kinds"] == ["alarm"]
     assert alarm_items(duty.get("/console/alarms").text) == []
 
 
@@ -545,6 +621,6 @@ def test_stream_and_alarm_on_both_databases(any_client: TestClient, runtime: Run
         clock.set(t0 + 5 * MIN)
         assert callout_service.sweep(runtime.session_factory, now=clock.now()).escalated == 1
         msg = sse.until(lambda m: m.get("event") == "change" and '"callout.escalated"' in m["data"])
-        assert int(msg["id"]) > cursor
+        assert int(msg["id"]) > cursor and json.loads(msg["data"])["alarm"] is True
     [alarm] = alarm_items(any_client.get("/console/alarms").text)
-    assert alarm["id"] == msg["id"] and "李带班" in alarm["body"]
+    assert cursor < int(alarm["id"]) <= int(msg["id"]) and "李带班" in alarm["body"]

@@ -272,3 +272,77 @@ def test_without_autoplay_the_banner_offers_to_enable_the_sound(site: Site) -> N
         finally:
             browser.close()
     assert [u for u in requests if urlsplit(u).netloc != origin] == []
+
+
+# Counts the change messages the page hears and notes when it fetches what (in the page's own clock: the test's
+# thread is busy writing rows meanwhile and would see the requests late).
+COUNT_CHANGES = """
+window.jiaoyingChanges = 0;
+window.jiaoyingFetches = [];
+document.addEventListener("jiaoying:change", function () { window.jiaoyingChanges += 1; });
+var pageFetch = window.fetch;
+window.fetch = function (url) {
+  window.jiaoyingFetches.push([new URL(String(url), location.href).pathname, performance.now() / 1000]);
+  return pageFetch.apply(this, arguments);
+};
+"""
+
+
+@pytest.mark.browser
+def test_a_burst_of_changes_refreshes_the_page_a_few_times_and_shows_the_last(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """200 rows written within a few seconds, then a warning: the page is fetched at most once every two
+    seconds (the last fetch after the last change, so the warning shows), the banners only when a row may
+    have changed them. The server is made to send a message per read here, so the page's own limit is what
+    is measured."""
+    from playwright.sync_api import sync_playwright
+
+    from config.clock import SystemClock
+    from config.eventlog import record
+    from console import live
+
+    _browser_or_skip()
+    monkeypatch.setattr(live, "COALESCE_SECONDS", 0.0)
+    monkeypatch.setattr(live, "POLL_SECONDS", 0.05)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        engine = make_engine(site.settings.database.url)
+        try:
+            context = browser.new_context(viewport={"width": 1366, "height": 768})
+            context.add_init_script(COUNT_CHANGES)
+            page = context.new_page()
+            log_in(page, site.url)
+            page.wait_for_timeout(2500)  # the load's own fetches are over
+            factory = make_session_factory(engine)
+            clock = SystemClock()
+            started = page.evaluate("performance.now() / 1000")
+            for i in range(200):
+                with session_scope(factory) as s:
+                    action = "callout.escalated" if i == 100 else ("callout.started", "outbox.sent")[i % 2]
+                    record(s, now=clock.now(), action=action, entity_type=action.split(".")[0], entity_id=i,
+                           actor="rule:test")
+                time.sleep(0.015)
+            enter_blue(site.url, "城区大风蓝色预警（最后一条）")
+            last_change = page.evaluate("performance.now() / 1000")
+            page.wait_for_selector("[data-testid=warning][data-level=blue]", timeout=10_000)
+            shown_after = page.evaluate("performance.now() / 1000") - last_change
+            page.wait_for_timeout(3000)  # anything still to come would come now
+            changes = page.evaluate("window.jiaoyingChanges")
+            fetches = [(path, at) for path, at in page.evaluate("window.jiaoyingFetches") if at >= started]
+            page.screenshot(path=str(ARTIFACTS / "burst-final-desktop.png"))
+        finally:
+            engine.dispose()
+            browser.close()
+    pages = [at for path, at in fetches if path == "/"]
+    alarms = [at for path, at in fetches if path == "/console/alarms"]
+    seconds = last_change - started
+    print(f"{changes} change messages over {seconds:.1f} s → {len(pages)} page fetches, {len(alarms)} alarm fetches; "
+          f"the last warning shown {shown_after:.1f} s after it was entered")
+    assert changes >= 20, f"the server sent {changes} messages: the page's own limit is not exercised"
+    print("page fetched at", [round(t - started, 2) for t in pages], "s; banners at",
+          [round(t - started, 2) for t in alarms], "s")
+    gaps = [b - a for a, b in zip(pages, pages[1:], strict=False)]
+    assert pages and min(gaps, default=2.0) >= 1.9, gaps
+    assert len(pages) <= seconds / 2 + 3, (len(pages), seconds)
+    assert pages[-1] >= last_change, "a trailing fetch after the last change"
+    assert 1 <= len(alarms) <= 3, f"banners fetched {len(alarms)} times: for the escalation and the warning only"
