@@ -132,6 +132,15 @@ def bench(engine: object, args: argparse.Namespace) -> int:
                   for m in (Callout, Attempt, OutboxMessage, MessageStatus, Event)}
         chain = verify(s)
     print("rows: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f"; event chain ok: {chain.ok}")
+    with session_scope(factory) as s:
+        last = s.execute(select(Callout.deadline_at, OutboxMessage.validity_until)
+                         .join(Attempt, Attempt.callout_id == Callout.id)
+                         .join(OutboxMessage, OutboxMessage.id == Attempt.message_id)
+                         .order_by(Callout.id.desc()).limit(1)).one()
+    rate = getattr(svc, "_SEND_RATE", {}).get("rate")
+    print(f"last callee: provisional deadline and message validity {(last[0] - now) / dt.timedelta(minutes=1):.0f} "
+          f"/ {(last[1] - now) / dt.timedelta(minutes=1):.0f} min after the start (answer window "
+          f"{CALLS['answer_minutes']} min, queue margin at {rate} messages/s)")
     if prof:
         buf = io.StringIO()
         pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(30)

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, insert, select
+from sqlalchemy import and_, bindparam, func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from config import bulk
 from config.eventlog import record
+from config.settings import Settings
 from geo.models import HazardSite
 from responses.callouts import escalation as core
 from responses.callouts.core import (
@@ -178,10 +179,11 @@ def _plan_calls(run: ResponseRun) -> dict[str, Any]:
 
 
 def create_run_callouts(session: Session, run: ResponseRun, *, now: dt.datetime, actor: str = "system",
-                        timings: dict[str, float] | None = None) -> list[Callout]:
+                        timings: dict[str, float] | None = None,
+                        send_rate: float | None | str = "configured") -> list[Callout]:
     """``start_run_callouts``, then the callouts it made loaded with their attempts (for callers that show or
     inspect them; the run start itself needs only the ids)."""
-    ids = start_run_callouts(session, run, now=now, actor=actor, timings=timings)
+    ids = start_run_callouts(session, run, now=now, actor=actor, timings=timings, send_rate=send_rate)
     if not ids:
         return []
     by_id: dict[int, Callout] = {}
@@ -205,8 +207,39 @@ class _Phases:
             self.t = t
 
 
+# First tries leave at the provider account's pace, so in a large fan-out the last callee's message goes out
+# minutes after the first. The wiring sets the configured rate (messages per second, None = no limit); until
+# it does, the settings' default rate is assumed.
+DEFAULT_SEND_RATE = 10.0
+_SEND_RATE: dict[str, float | None] = {"rate": DEFAULT_SEND_RATE}
+
+
+def set_send_rate(rate: float | None) -> None:
+    """The account's configured rate, for the queue margin of a run start's first tries."""
+    if rate is not None and rate <= 0:
+        raise ValueError("send rate must be positive (or None for no limit)")
+    _SEND_RATE["rate"] = rate
+
+
+def send_rate_of(settings: Settings) -> float | None:
+    """The configured rate first tries leave at: the account of the provider that carries SMS, the channel
+    plans call first."""
+    provider = settings.provider_for("sms")
+    return (settings.aliyun if provider == "aliyun" else settings.twilio).messages_per_second
+
+
+def queue_margin(position: int, rate: float | None) -> dt.timedelta:
+    """How much later than a message queued now the one ``position`` places back in the queue can be expected
+    to go out at ``rate`` messages per second, in whole minutes (the answer window's unit): nothing for the
+    first minute's worth, so a run the provider sends within a minute keeps its deadlines exactly."""
+    if not rate or position <= 0:
+        return dt.timedelta(0)
+    return dt.timedelta(minutes=int(position / (rate * 60)))
+
+
 def start_run_callouts(session: Session, run: ResponseRun, *, now: dt.datetime, actor: str = "system",
-                       timings: dict[str, float] | None = None) -> list[int]:
+                       timings: dict[str, float] | None = None, send_rate: float | None | str = "configured",
+                       ) -> list[int]:
     """One callout per responsible person for the run's areas, with its first try queued; returns their ids.
     Idempotent: people who already have a callout in this run are not called again, so calling
     this after the run's areas grew calls only the newcomers.
@@ -215,8 +248,22 @@ def start_run_callouts(session: Session, run: ResponseRun, *, now: dt.datetime, 
     starts the run): callouts, first attempts, outbox messages, their status history and event-log entries
     go in a few multi-row INSERTs each, ids read back in order, instead of an ORM flush per row. The rows are
     the ones the per-row path (``_new_callout`` + ``core.start`` + ``_send``) writes, ids and event seqs in the
-    same order."""
+    same order.
+
+    One transaction, with the run event that started it (the caller's): a crash mid-start leaves neither the
+    run's start nor any callout, and the start is redone whole. Committing the callouts in chunks, so the
+    sender could begin while the rest are written, was weighed and not done: a restart between chunks would
+    leave an active run calling only part of its people (the run hook is not replayed on restart), and in bulk
+    a district of 20,000 starts in seconds, so there is little to gain.
+
+    Queue margin: a large fan-out's first tries leave at the account's rate, so the callee ``position`` places
+    back in the queue (the messages already waiting, then this run's in id order, the order the sender claims
+    them) is called ``queue_margin`` later. Their provisional deadline — when a try never accepted is given up
+    on — and their message's validity move by that margin: the tail of a fan-out neither expires nor
+    escalates before its turn to be sent comes. Once the provider accepts the try, the window runs from the
+    acceptance (``on_attempts_accepted``) as for everyone. ``send_rate`` overrides the configured rate."""
     ph = _Phases(timings)
+    rate = _SEND_RATE["rate"] if send_rate == "configured" else cast("float | None", send_rate)
     calls = _plan_calls(run)
     duties = session.execute(select(Duty, Contact).join(Contact, Duty.contact_id == Contact.id)).all()
     contacts: dict[int, Contact] = {}
@@ -250,6 +297,18 @@ def start_run_callouts(session: Session, run: ResponseRun, *, now: dt.datetime, 
         made.append((c, d.send))
     if not made:
         return []
+    if rate:
+        ahead = int(session.execute(select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.state.in_(("queued", "claimed")))).scalar() or 0)
+        position = ahead
+        for c, route in made:
+            if not route:
+                continue
+            margin = queue_margin(position, rate)
+            if margin:
+                c.deadline_at += margin
+                c.next_action_at = c.deadline_at
+            position += 1
     table: Any = Callout.__table__
     cols = [col.key for col in table.columns if col.key != "id"]
     rows = [{k: vars(c)[k] for k in cols} for c, _send_to in made]
@@ -320,9 +379,10 @@ def _callout_fields(*, run_id: int, key: str, contact: Contact | None, name: str
     """Every column of a new callout (the id aside): the ORM path builds a ``Callout`` of them, the bulk
     path inserts them as they are."""
     # The deadline set here is provisional: when the first try is accepted by the provider,
-    # ``on_attempts_accepted`` moves it to acceptance + window. Provisional = creation + window, no
-    # margin: a try never accepted (provider down, number failing) is swept exactly when it would
-    # have been had the call gone out at once, so retries, failover and escalation are not delayed.
+    # ``on_attempts_accepted`` moves it to acceptance + window. Provisional = creation + window (a run
+    # start adds its fan-out's queue margin, ``queue_margin``): a try never accepted (provider down,
+    # number failing) is swept exactly when it would have been had the call gone out at its turn, so
+    # retries, failover and escalation are not delayed.
     answer = int(calls["answer_minutes"])
     retries = calls.get("retries") or {"count": 0, "interval_minutes": 1}
     return dict(

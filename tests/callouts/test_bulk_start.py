@@ -262,3 +262,71 @@ def test_record_many_continues_the_chain_and_survives_a_rolled_back_savepoint(
         assert [e.id for e in evs] == sorted(e.id for e in evs)
         assert evs[3].payload == {"i": 2, "名": "村"}
         assert verify(s).ok
+
+
+def test_queue_margin_counts_whole_minutes_of_sending() -> None:
+    assert svc.queue_margin(0, 10.0) == dt.timedelta(0)
+    assert svc.queue_margin(599, 10.0) == dt.timedelta(0)  # the first minute's worth keeps its deadline
+    assert svc.queue_margin(600, 10.0) == dt.timedelta(minutes=1)
+    assert svc.queue_margin(19_999, 10.0) == dt.timedelta(minutes=33)
+    assert svc.queue_margin(19_999, None) == dt.timedelta(0)
+    with pytest.raises(ValueError):
+        svc.set_send_rate(0)
+
+
+def test_a_slow_fan_out_does_not_expire_or_escalate_its_own_tail(session_factory: sessionmaker[Session],
+                                                                 clock: VirtualClock, kit: Any) -> None:
+    """At half a message a second, 30 first tries leave per minute: with 10 messages already waiting, callees
+    1-20 are sent in the first minute, 21-50 in the second, 51-60 in the third. Their provisional deadline
+    and their message's validity follow, so the sweep and the expiry at window + 30 s touch only the first
+    20; a tail message accepted later gives its callee the whole window from then."""
+    t0 = clock.now()
+    district = kit.build_district(session_factory, t0, townships=3, per_township=20)
+    calls = {**CALLS, "retries": {"count": 0, "interval_minutes": 1}, "tiers": {"village": ["village_head"]}}
+    run_id = kit.make_run(session_factory, t0, villages=district.villages, calls=calls)
+    window = dt.timedelta(minutes=CALLS["answer_minutes"])
+    with session_scope(session_factory) as s:
+        outbox.enqueue_many(s, [outbox.NewMessage(channel="sms", to=kit.phone(800 + i), idempotency_key=f"x{i}")
+                                for i in range(10)], now=t0)
+    with session_scope(session_factory) as s:
+        run = s.get(ResponseRun, run_id)
+        assert run is not None
+        ids = svc.start_run_callouts(s, run, now=t0, send_rate=0.5)
+    with session_scope(session_factory) as s:
+        cs = list(s.execute(select(Callout).where(Callout.id.in_(ids)).order_by(Callout.id)).scalars())
+        margins = [(c.deadline_at - t0 - window) // dt.timedelta(minutes=1) for c in cs]
+        assert margins == [0] * 20 + [1] * 30 + [2] * 10
+        assert all(c.next_action_at == c.deadline_at and c.started_at == t0 for c in cs)
+        msgs = {m.subject_id: m for m in s.execute(
+            select(OutboxMessage).where(OutboxMessage.subject_type == svc.SUBJECT)).scalars()}
+        assert all(msgs[str(c.attempts[0].id)].validity_until == c.deadline_at for c in cs)
+    later = t0 + window + dt.timedelta(seconds=30)
+    with session_scope(session_factory) as s:
+        expired = outbox.expire_stale(s, now=later)
+        assert len(expired) == 20
+    stats = svc.sweep(session_factory, now=later)
+    assert stats.due == 20
+    tail = cs[-1]
+    accepted = t0 + window + dt.timedelta(seconds=150)
+    with session_scope(session_factory) as s:
+        att = s.execute(select(Attempt).where(Attempt.callout_id == tail.id)).scalar_one()
+        moved = svc.on_attempts_accepted(s, [outbox.Accepted(att.message_id or 0, svc.SUBJECT, str(att.id),
+                                                             accepted)], accepted)
+        assert moved == 1
+    with session_scope(session_factory) as s:
+        c = s.get(Callout, tail.id)
+        assert c is not None and c.state == "calling"
+        assert c.deadline_at == c.next_action_at == accepted + window and c.started_at == accepted
+
+
+def test_without_a_rate_limit_every_deadline_is_the_window(session_factory: sessionmaker[Session],
+                                                           clock: VirtualClock, kit: Any) -> None:
+    t0 = clock.now()
+    district = kit.build_district(session_factory, t0, townships=2, per_township=10)
+    run_id = kit.make_run(session_factory, t0, villages=district.villages,
+                          calls={**CALLS, "tiers": {"village": ["village_head"]}})
+    with session_scope(session_factory) as s:
+        run = s.get(ResponseRun, run_id)
+        assert run is not None
+        made = svc.create_run_callouts(s, run, now=t0, send_rate=None)
+        assert {c.deadline_at for c in made} == {t0 + dt.timedelta(minutes=CALLS["answer_minutes"])}
