@@ -137,7 +137,7 @@ def bench(engine: object, args: argparse.Namespace) -> int:
                          .join(Attempt, Attempt.callout_id == Callout.id)
                          .join(OutboxMessage, OutboxMessage.id == Attempt.message_id)
                          .order_by(Callout.id.desc()).limit(1)).one()
-    rate = getattr(svc, "_SEND_RATE", {}).get("rate")
+        rate = svc._configured_rate(s) if hasattr(svc, "_configured_rate") else None
     print(f"last callee: provisional deadline and message validity {(last[0] - now) / dt.timedelta(minutes=1):.0f} "
           f"/ {(last[1] - now) / dt.timedelta(minutes=1):.0f} min after the start (answer window "
           f"{CALLS['answer_minutes']} min, queue margin at {rate} messages/s)")

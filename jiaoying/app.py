@@ -98,7 +98,7 @@ def create_app(
         webhooks.set_answer_handler(app, measure_service.handle_inbound)
         webhooks.set_status_handler(app, callout_service.on_message_final)  # a failed number fails over at once
         callout_service.install(rt.state)  # the answer window runs from when the first try is accepted
-        callout_service.set_send_rate(callout_service.send_rate_of(rt.settings))  # a fan-out's tail waits its turn
+        callout_service.set_send_rate(callout_service.send_rate_of(rt.settings), rt.engine)  # a fan-out's tail waits
         app.state.settings = settings
         app.state.clock = rt.clock
         app.state.session_factory = rt.session_factory

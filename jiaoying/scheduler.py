@@ -80,7 +80,7 @@ def job_specs(rt: Runtime) -> list[JobSpec]:
     wiring.install()  # run events reach callouts, measures and reports
     response_engine.install(rt.state)  # warning changes and decisions reach the response engine
     callout_service.install(rt.state)  # the sender's acceptances start each callee's answer window
-    callout_service.set_send_rate(callout_service.send_rate_of(rt.settings))  # a fan-out's tail waits its turn
+    callout_service.set_send_rate(callout_service.send_rate_of(rt.settings), rt.engine)  # a fan-out's tail waits
     return [
         JobSpec("heartbeat", _heartbeat, tick),
         # The sender's run is bounded to most of a tick; ticking it every second starts the next run as

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, func, insert, select
+from sqlalchemy import Engine, and_, bindparam, func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from config import bulk
@@ -208,17 +208,22 @@ class _Phases:
 
 
 # First tries leave at the provider account's pace, so in a large fan-out the last callee's message goes out
-# minutes after the first. The wiring sets the configured rate (messages per second, None = no limit); until
-# it does, the settings' default rate is assumed.
+# minutes after the first. The wiring sets the configured rate (messages per second, None = no limit) for its
+# database; a database nobody set it for is assumed to send at the settings' default rate.
 DEFAULT_SEND_RATE = 10.0
-_SEND_RATE: dict[str, float | None] = {"rate": DEFAULT_SEND_RATE}
+_SEND_RATE: dict[str, float | None] = {}
 
 
-def set_send_rate(rate: float | None) -> None:
-    """The account's configured rate, for the queue margin of a run start's first tries."""
+def set_send_rate(rate: float | None, engine: Engine) -> None:
+    """The account's configured rate, for the queue margin of run starts on ``engine``'s database (kept per
+    database, so runtimes of one process with different settings do not share it)."""
     if rate is not None and rate <= 0:
         raise ValueError("send rate must be positive (or None for no limit)")
-    _SEND_RATE["rate"] = rate
+    _SEND_RATE[str(engine.url)] = rate
+
+
+def _configured_rate(session: Session) -> float | None:
+    return _SEND_RATE.get(str(session.get_bind().engine.url), DEFAULT_SEND_RATE)
 
 
 def send_rate_of(settings: Settings) -> float | None:
@@ -263,7 +268,7 @@ def start_run_callouts(session: Session, run: ResponseRun, *, now: dt.datetime, 
     escalates before its turn to be sent comes. Once the provider accepts the try, the window runs from the
     acceptance (``on_attempts_accepted``) as for everyone. ``send_rate`` overrides the configured rate."""
     ph = _Phases(timings)
-    rate = _SEND_RATE["rate"] if send_rate == "configured" else cast("float | None", send_rate)
+    rate = _configured_rate(session) if send_rate == "configured" else cast("float | None", send_rate)
     calls = _plan_calls(run)
     duties = session.execute(select(Duty, Contact).join(Contact, Duty.contact_id == Contact.id)).all()
     contacts: dict[int, Contact] = {}

@@ -8,7 +8,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.clock import VirtualClock
@@ -271,7 +271,7 @@ def test_queue_margin_counts_whole_minutes_of_sending() -> None:
     assert svc.queue_margin(19_999, 10.0) == dt.timedelta(minutes=33)
     assert svc.queue_margin(19_999, None) == dt.timedelta(0)
     with pytest.raises(ValueError):
-        svc.set_send_rate(0)
+        svc.set_send_rate(0, create_engine("sqlite://"))
 
 
 def test_a_slow_fan_out_does_not_expire_or_escalate_its_own_tail(session_factory: sessionmaker[Session],
@@ -330,3 +330,25 @@ def test_without_a_rate_limit_every_deadline_is_the_window(session_factory: sess
         assert run is not None
         made = svc.create_run_callouts(s, run, now=t0, send_rate=None)
         assert {c.deadline_at for c in made} == {t0 + dt.timedelta(minutes=CALLS["answer_minutes"])}
+
+
+def test_the_configured_rate_is_kept_per_database(session_factory: sessionmaker[Session], clock: VirtualClock,
+                                                  kit: Any) -> None:
+    """The wiring's rate for this database is the one a start uses: at 0.5 a second the second half of 60
+    callees waits a minute more; another database's setting changes nothing here."""
+    t0 = clock.now()
+    district = kit.build_district(session_factory, t0, townships=3, per_township=20)
+    run_id = kit.make_run(session_factory, t0, villages=district.villages,
+                          calls={**CALLS, "tiers": {"village": ["village_head"]}})
+    engine = session_factory.kw["bind"]
+    svc.set_send_rate(0.5, engine)
+    svc.set_send_rate(None, create_engine("sqlite://"))
+    try:
+        with session_scope(session_factory) as s:
+            run = s.get(ResponseRun, run_id)
+            assert run is not None
+            made = svc.create_run_callouts(s, run, now=t0)
+    finally:
+        svc._SEND_RATE.pop(str(engine.url), None)
+    window = dt.timedelta(minutes=CALLS["answer_minutes"])
+    assert [(c.deadline_at - t0 - window) // dt.timedelta(minutes=1) for c in made] == [0] * 30 + [1] * 30
