@@ -9,7 +9,15 @@ geohazard run over every village is then started the way the runs layer starts o
 (``on_run_event(..., "started")``) creates every callout with its first attempt, outbox message, status history
 and event-log entries, and the transaction commits. Printed: the whole start and the commit, the cost per
 callout, the split by phase the creation path reports, and (``--profile``) the functions that took the time.
-A second start of the same run is timed too: it must create nothing (idempotency) and be quick.
+A second start of the same run is timed too: it must create nothing (idempotency) and be quick. The last
+line shows the last callee's provisional deadline and message validity: the answer window plus the queue
+margin its place in the fan-out earns at the configured rate (so the tail is neither expired nor escalated
+before it can be sent).
+
+Figures (2-core machine shared with other work, PostgreSQL 127.0.0.1, 20,000 villages = 20,201 callees):
+the per-row path took 99.5 s (4.9 ms per callout; 6.5 ms at 2,000), most of it an ORM flush per attempt and
+message and the idempotency SELECT that flushed again. In bulk: 3.8 s (0.19 ms per callout) on PostgreSQL
+with the machine quiet, 8-10 s under load; 4.4 s on SQLite. The second start (nothing to do) takes 0.2 s.
 """
 
 from __future__ import annotations

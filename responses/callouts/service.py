@@ -270,13 +270,19 @@ def start_run_callouts(session: Session, run: ResponseRun, *, now: dt.datetime, 
     ph = _Phases(timings)
     rate = _configured_rate(session) if send_rate == "configured" else cast("float | None", send_rate)
     calls = _plan_calls(run)
-    duties = session.execute(select(Duty, Contact).join(Contact, Duty.contact_id == Contact.id)).all()
+    # the columns the plan and the callouts need, not ORM objects: a district's duties are tens of thousands
+    duties = session.execute(
+        select(Contact.id, Contact.name, Contact.phone, Contact.backup_phone, Contact.two_way_sms, Contact.active,
+               Contact.active_from, Contact.active_to, Duty.role, Duty.place, Duty.active_from, Duty.active_to)
+        .join(Contact, Duty.contact_id == Contact.id)).tuples().all()
     contacts: dict[int, Contact] = {}
     refs: list[DutyRef] = []
-    for d, c in duties:
-        if reachable(c, d, now):
-            contacts[c.id] = c
-            refs.append(DutyRef(c.id, d.role, d.place))
+    for cid, name, phone, backup, two_way, active, c_from, c_to, role, place, d_from, d_to in duties:
+        c = cast(Contact, SimpleNamespace(id=cid, name=name, phone=phone, backup_phone=backup, two_way_sms=two_way,
+                                          active=active, active_from=c_from, active_to=c_to))
+        if reachable(c, cast(Duty, SimpleNamespace(active_from=d_from, active_to=d_to)), now):
+            contacts[cid] = c
+            refs.append(DutyRef(cid, role, place))
     planned = plan_callouts(calls.get("tiers") or {}, run.areas or {}, refs)
     have = set(session.execute(select(Callout.contact_id).where(Callout.run_id == run.id,
                                                                 Callout.reason == "plan")).scalars())
