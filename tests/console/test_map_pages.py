@@ -251,7 +251,7 @@ def test_the_measures_layer_puts_each_measure_of_the_run_at_its_place(as_role: C
     names = [p["name"] for p in places]
     assert len(names) == len(set(names)), "one marker per place, listing every measure there"
     east = next(p for p in places if p["name"] == "东街街道")
-    assert [m["label"] for m in east["measures"]] == ["停学", "停业"]
+    assert [m["label"] for m in east["measures"]] == ["停学", "停业", "交通管控"]  # the red plan's township orders
     assert re.fullmatch(r"（\d+ 个村/社区）", east["measures"][0]["covers"]), "an order over many villages is " \
         "marked once per township, saying how many of its villages it covers"
 
