@@ -265,11 +265,13 @@ router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Dep
 
 
 def last_event_id(request: Request) -> int | None:
-    raw = request.headers.get("last-event-id", "").strip()
-    if not raw.isdigit() or len(raw) > 16:
-        return None
-    value = int(raw)
-    return value if value <= MAX_ROW_ID else None
+    """Where the client resumes: the browser's ``Last-Event-ID`` on a reconnection, else the ``after`` of the
+    first connection (the event-log row the page was drawn at); None when neither is there or sensible."""
+    for raw in (request.headers.get("last-event-id", ""), request.query_params.get("after", "")):
+        raw = raw.strip()
+        if raw.isdigit() and len(raw) <= 16 and int(raw) <= MAX_ROW_ID:
+            return int(raw)
+    return None
 
 
 async def stream(feed: ChangeFeed, listener: Listener, resume_after: int | None) -> AsyncIterator[str]:

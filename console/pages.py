@@ -7,6 +7,7 @@ API, and its fuzz test must not post forms here. Every unsafe request passes the
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -14,6 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from config.auth import check_login, start_session
 from config.errors import ApiError
+from config.eventlog import latest_id
 from config.web import DB, SESSION_COOKIE, ClockDep, SettingsDep
 from console import board as board_mod
 from console import map_pages
@@ -31,8 +33,27 @@ from console.rendering import (
     safe_next,
 )
 from console.security import CsrfRefused, check_csrf, clear_csrf_cookie, session_user
+from console.snapshots import SINCE_HEADER, Snapshots
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
+
+_snapshots_lock = threading.Lock()
+
+
+def snapshots_of(app: Any) -> Snapshots[Any]:
+    """The app's board snapshots (``console.snapshots``), made on first use."""
+    with _snapshots_lock:
+        held: Snapshots[Any] | None = getattr(app.state, "board_snapshots", None)
+        if held is None:
+            held = Snapshots()
+            app.state.board_snapshots = held
+        return held
+
+
+def live_since(request: Request) -> int:
+    """The event-log id a live refresh was told about (0 when the request is not one, or says nonsense)."""
+    raw = request.headers.get(SINCE_HEADER, "").strip()
+    return int(raw) if raw.isdigit() and len(raw) <= 16 else 0
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -41,11 +62,19 @@ def board_page(request: Request, session: DB, settings: SettingsDep, clock: Cloc
     if user is None:
         return redirect("/login")
     lang = lang_of(request)
-    data = board_mod.build(session, now=clock.now(), tz=settings.tz, lang=lang)
-    # The map panel follows the latest open run; only its name is read here, the map itself loads in the browser.
-    followed, _ = map_pages.pick_run(session, None)
-    map_run = map_pages.run_summary(followed, settings.tz, lang) if followed is not None else None
-    response = render(request, "board.html", {"user": user, "board": data, "map_panel_run": map_run})
+
+    def build() -> tuple[int, tuple[board_mod.Board, dict[str, Any] | None]]:
+        key = latest_id(session)  # first: every change up to this row is in what follows
+        data = board_mod.build(session, now=clock.now(), tz=settings.tz, lang=lang)
+        # The map panel follows the latest open run; only its name is read here, the map loads in the browser.
+        followed, _ = map_pages.pick_run(session, None)
+        return key, (data, map_pages.run_summary(followed, settings.tz, lang) if followed is not None else None)
+
+    snap = snapshots_of(request.app).get(lang, build, latest=lambda: latest_id(session), since=live_since(request),
+                                         fresh="done" in request.query_params, now=clock.now().timestamp())
+    data, map_run = snap.value
+    response = render(request, "board.html", {"user": user, "board": data, "map_panel_run": map_run,
+                                              "live_after": snap.key})
     return map_pages.allow_tiles(response, settings)
 
 

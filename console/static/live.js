@@ -23,8 +23,12 @@
     return meta ? meta.getAttribute("content") : "";
   }
 
+  var newestId = 0;           // the newest event-log row a message told of: a refresh must show at least that
+
   function get(url) {
-    return fetch(url, { credentials: "same-origin", cache: "no-store", headers: { "Accept": "text/html" } });
+    var headers = { "Accept": "text/html" };
+    if (newestId > 0) { headers["X-Live-Since"] = String(newestId); }
+    return fetch(url, { credentials: "same-origin", cache: "no-store", headers: headers });
   }
 
   // ------------------------------------------------------------------ the alarm sound (Web Audio, no file)
@@ -299,6 +303,7 @@
   function changed(data) {
     var info = null;
     try { info = JSON.parse(data); } catch (e) { info = null; }
+    if (info && typeof info.id === "number" && info.id > newestId) { newestId = info.id; }
     document.dispatchEvent(new CustomEvent("jiaoying:change", { detail: info }));  // the map refreshes itself
     pageRefresh(false);
     if (!info || info.alarm !== false) { alarmCheck(false); }
@@ -332,7 +337,10 @@
     reopenTimer = null;
     if (source) { source.close(); }
     lastHeard = Date.now();
-    source = new EventSource("/console/events");
+    // The page was drawn from the board's data as of an event-log row (data-live-after): the stream starts
+    // after that row, so a change committed between the drawing and this connection is announced, not lost.
+    var after = Math.max(newestId, parseInt(body.getAttribute("data-live-after") || "0", 10) || 0);
+    source = new EventSource("/console/events" + (after > 0 ? "?after=" + after : ""));
     source.addEventListener("open", function () {
       if (lostTimer) { window.clearTimeout(lostTimer); lostTimer = null; }
       lastHeard = Date.now();

@@ -231,6 +231,31 @@ def test_last_event_id_gets_what_was_missed(duty: TestClient, sqlite_runtime: Ru
         assert sse.next() == {"id": str(later)}, "an unreadable id: start from now"
 
 
+def test_a_page_drawn_before_a_change_hears_of_it_on_its_first_connection(
+        duty: TestClient, sqlite_runtime: Runtime, clock: VirtualClock, quick: None) -> None:
+    """The board is drawn from a snapshot as of an event-log row (``data-live-after``); its script opens the stream
+    with ``?after=`` that row, so a change committed between the drawing and the connection is announced."""
+    before = record_change(sqlite_runtime, clock)
+    page = duty.get("/").text
+    drawn_at = int(re.search(r'data-live-after="(\d+)"', page).group(1))  # type: ignore[union-attr]
+    assert drawn_at == before
+    between = record_change(sqlite_runtime, clock, entity_id=7)
+    with duty.stream("GET", f"/console/events?after={drawn_at}") as r:
+        sse = Sse(r)
+        assert sse.next() == {"retry": "2000"}
+        summary = sse.next()
+        assert summary["event"] == "change" and json.loads(summary["data"])["id"] == between
+    with duty.stream("GET", f"/console/events?after={between}", headers={"Last-Event-ID": str(before)}) as r:
+        sse = Sse(r)
+        sse.next()
+        assert json.loads(sse.next()["data"])["id"] == between, "a reconnection's Last-Event-ID comes first"
+    for bad in ("x", "-1", "9" * 40):
+        with duty.stream("GET", f"/console/events?after={bad}") as r:
+            sse = Sse(r)
+            sse.next()
+            assert sse.next() == {"id": str(between)}, f"after={bad!r}: start from now"
+
+
 def test_a_long_absence_gets_only_the_newest_rows(duty: TestClient, sqlite_runtime: Runtime, clock: VirtualClock,
                                                   quick: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(live, "BACKLOG", 3)

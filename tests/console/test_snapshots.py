@@ -1,0 +1,117 @@
+"""The board's shared snapshots (console/snapshots.py): when a read may share a build and when it must not."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from console.snapshots import Snapshots
+
+
+class Source:
+    """A stand-in for the database: an event log whose newest id moves, and a count of builds."""
+
+    def __init__(self) -> None:
+        self.newest = 10
+        self.builds = 0
+        self.latest_reads = 0
+
+    def build(self) -> tuple[int, str]:
+        self.builds += 1
+        return self.newest, f"board@{self.newest}#{self.builds}"
+
+    def latest(self) -> int:
+        self.latest_reads += 1
+        return self.newest
+
+
+def test_a_lone_reader_always_sees_every_change() -> None:
+    mono = [0.0]
+    snaps: Snapshots[str] = Snapshots(monotonic=lambda: mono[0])
+    src = Source()
+    assert snaps.get("zh", src.build, latest=src.latest).value == "board@10#1"
+    mono[0] += 0.5
+    assert snaps.get("zh", src.build, latest=src.latest).value == "board@10#1", "nothing changed: no new build"
+    mono[0] += 1.2
+    src.newest = 11  # a change, then a read a moment later, well inside the new snapshot's age
+    assert snaps.get("zh", src.build, latest=src.latest).value == "board@11#2"
+    src.newest = 12
+    mono[0] += 0.2
+    assert snaps.get("zh", src.build, latest=src.latest).value == "board@12#3"
+    assert src.latest_reads == 2, "a quiet reader checks the newest row instead of trusting the age"
+
+
+def test_busy_readers_share_one_build_a_second_old_at_most() -> None:
+    mono = [0.0]
+    snaps: Snapshots[str] = Snapshots(monotonic=lambda: mono[0])
+    src = Source()
+    for _ in range(50):  # fifty pages within half a second, while rows are written all the time
+        src.newest += 1
+        mono[0] += 0.01
+        got = snaps.get("zh", src.build, latest=src.latest)
+        assert got.key >= src.newest - 50
+    assert src.builds <= 3, f"{src.builds} builds for 50 reads within half a second"
+    mono[0] += 1.01  # the shared snapshot is now too old for anyone
+    src.newest += 1
+    assert snaps.get("zh", src.build, latest=src.latest).key == src.newest
+
+
+def test_a_live_refresh_gets_at_least_the_row_it_was_told_of() -> None:
+    mono = [0.0]
+    snaps: Snapshots[str] = Snapshots(monotonic=lambda: mono[0])
+    src = Source()
+    for _ in range(5):  # busy
+        snaps.get("zh", src.build, latest=src.latest)
+    src.newest = 42
+    got = snaps.get("zh", src.build, latest=src.latest, since=42)
+    assert got.key >= 42 and got.value.startswith("board@42")
+    built = src.builds
+    assert snaps.get("zh", src.build, latest=src.latest, since=42).key == 42 and src.builds == built, \
+        "the other pages told of the same row share that build"
+
+
+def test_a_page_after_the_readers_own_action_is_built_fresh_and_languages_apart() -> None:
+    mono = [0.0]
+    snaps: Snapshots[str] = Snapshots(monotonic=lambda: mono[0])
+    src = Source()
+    for _ in range(5):
+        snaps.get("zh", src.build, latest=src.latest)
+    n = src.builds
+    snaps.get("zh", src.build, latest=src.latest, fresh=True)
+    assert src.builds == n + 1
+    snaps.get("en", src.build, latest=src.latest)
+    assert src.builds == n + 2, "each language has its own snapshot"
+
+
+def test_the_application_clock_jumping_ages_a_snapshot() -> None:
+    mono = [0.0]
+    snaps: Snapshots[str] = Snapshots(monotonic=lambda: mono[0])
+    src = Source()
+    for _ in range(5):
+        snaps.get("zh", src.build, latest=src.latest, now=1000.0)
+    n = src.builds
+    snaps.get("zh", src.build, latest=src.latest, now=1000.0 + 40 * 60)  # a deadline may have passed meanwhile
+    assert src.builds == n + 1
+
+
+def test_readers_arriving_during_a_build_wait_for_it_instead_of_building_again() -> None:
+    snaps: Snapshots[str] = Snapshots()
+    src = Source()
+    started = threading.Event()
+
+    def slow_build() -> tuple[int, str]:
+        started.set()
+        time.sleep(0.3)
+        return src.build()
+
+    first = threading.Thread(target=lambda: snaps.get("zh", slow_build, latest=src.latest, fresh=True))
+    first.start()
+    started.wait(5)
+    got: list[str] = []
+    others = [threading.Thread(target=lambda: got.append(snaps.get("zh", src.build, latest=src.latest).value))
+              for _ in range(8)]
+    for t in others:
+        t.start()
+    for t in [first, *others]:
+        t.join(10)
+    assert src.builds == 1 and got == ["board@10#1"] * 8
