@@ -133,8 +133,10 @@ class Sender:
             if not limit:
                 continue
             rate = limit * self.cfg.rate_headroom
+            # half of the headroom absorbs threads that wake late, the other half the network's jitter
+            max_late = max(0.0, (1.0 / self.cfg.rate_headroom - 1.0) / 2)
             self.buckets[name] = (SharedRateLimiter(session_factory, rate_account(name, notifier), rate,
-                                                    monotonic=monotonic)
+                                                    max_late=max_late, monotonic=monotonic)
                                   if self.cfg.shared_rate else TokenBucket(rate, 1.0, clock=monotonic))
         self._pool = ThreadPoolExecutor(max_workers=self.cfg.concurrency, thread_name_prefix="sender")
 
