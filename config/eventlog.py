@@ -14,8 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Index, String, func, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import Index, String, event, func, select
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
+from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.util import find_tables
 
 from config.bulk import append_rows
 from config.database import Base, lock_for_append
@@ -86,31 +88,115 @@ def record(
     actor: str,
     payload: dict[str, Any] | None = None,
 ) -> Event:
-    """Append one event in the caller's transaction (it commits with the change it describes)."""
+    """Append one event in the caller's transaction (it commits with the change it describes).
+
+    The row joins the chain when the transaction commits (or earlier, when the transaction reads the log):
+    its seq, hash and id are set then. Taking the append lock at the first ``record`` held it through
+    everything the transaction did afterwards — a provider's status callback, a sender's batch, a sweep of
+    escalations — and every appender in every process waited behind it: during a district's fan-out the chain
+    let through a few dozen transactions a second. Now the lock is held from the tail's read to the commit."""
     if now.tzinfo is None:
         raise ValueError("naive datetime given to the event log; pass an aware datetime")
+    fields = dict(at=now.astimezone(dt.UTC), action=action, entity_type=entity_type, entity_id=str(entity_id),
+                  actor=actor, payload=_canonical(payload or {}))
+    ev = Event(**fields)
+    session.info.setdefault(_PENDING, []).append((ev, _current(session), fields))
+    return ev
+
+
+_PENDING = "jiaoying.eventlog.pending"  # recorded, not yet in the chain: (event, transaction recorded in, fields)
+_JOINED = "jiaoying.eventlog.joined"  # put into the chain: (event, recorded in, fields, transaction joined in)
+
+
+def _current(session: Session) -> Any:
+    return session.get_nested_transaction() or session.get_transaction()
+
+
+def _append_pending(session: Session) -> None:
+    """Put the transaction's recorded events into the chain: the lock (unless this transaction holds it), the
+    tail, then each event's seq and hash in the order recorded. Called before the commit and before any read of
+    the log in the same transaction (so a transaction reads its own events, as before)."""
+    pending: list[tuple[Event, Any, dict[str, Any]]] | None = session.info.get(_PENDING)
+    if not pending:
+        return
+    session.info[_PENDING] = []  # first: the reads below come through the read hook again
     tail = _cached_tail(session)
     if tail is None:
         lock_for_append(session, _LOCK_KEY)
         last = session.execute(select(Event.seq, Event.hash).order_by(Event.seq.desc()).limit(1)).first()
         tail = (last[0], last[1]) if last else (0, GENESIS)
-    seq, prev = tail[0] + 1, tail[1]
-    body = _canonical(payload or {})
-    at = now.astimezone(dt.UTC)
-    ev = Event(
-        seq=seq,
-        at=at,
-        action=action,
-        entity_type=entity_type,
-        entity_id=str(entity_id),
-        actor=actor,
-        payload=body,
-        prev_hash=prev,
-        hash=compute_hash(seq, at, action, entity_type, str(entity_id), actor, body, prev),
-    )
-    session.add(ev)
-    session.info[_TAIL] = (session.get_transaction(), seq, ev.hash, ev)
-    return ev
+    seq, prev = tail
+    ev: Event | None = None
+    joined_in = _current(session)
+    joined = session.info.setdefault(_JOINED, [])
+    for ev, tx, fields in pending:
+        seq += 1
+        ev.seq, ev.prev_hash = seq, prev
+        ev.hash = prev = compute_hash(seq, ev.at, ev.action, ev.entity_type, ev.entity_id, ev.actor, ev.payload, prev)
+        session.add(ev)
+        joined.append((ev, tx, fields, joined_in))
+    session.flush()
+    session.info[_TAIL] = (session.get_transaction(), seq, prev, ev)
+
+
+def _within(tx: Any, ended: Any) -> bool:
+    while tx is not None:
+        if tx is ended:
+            return True
+        tx = tx.parent
+    return False
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    if session.info.get(_PENDING) and session.get_nested_transaction() is None:
+        _append_pending(session)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _after_rollback(session: Session, previous_transaction: Any) -> None:
+    """Events recorded inside what was rolled back (a savepoint, or the whole transaction) are forgotten. Events
+    recorded before a savepoint but put into the chain inside it (a read of the log there) went with its rollback
+    and are recorded again, as new objects, ahead of what is still waiting: they still happened."""
+    again: list[tuple[Event, Any, dict[str, Any]]] = []
+    joined = session.info.get(_JOINED)
+    if joined:
+        kept = []
+        for ev, tx, fields, joined_in in joined:
+            if not _within(joined_in, previous_transaction):
+                kept.append((ev, tx, fields, joined_in))
+            elif not _within(tx, previous_transaction):
+                again.append((Event(**fields), tx, fields))
+        session.info[_JOINED] = kept
+    pending = session.info.get(_PENDING)
+    if pending or again:
+        session.info[_PENDING] = again + [p for p in pending or [] if not _within(p[1], previous_transaction)]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _after_transaction_end(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # the whole transaction is over, committed or not
+        for key in (_PENDING, _JOINED, _TAIL):
+            session.info.pop(key, None)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _before_read(state: ORMExecuteState) -> None:
+    """A statement of the transaction that reads the log sees the events it recorded (as when they were
+    added to the session at once)."""
+    session = state.session
+    if session.info.get(_PENDING) and _reads_log(state.statement):
+        _append_pending(session)
+
+
+def _reads_log(statement: Any) -> bool:
+    if isinstance(statement, TextClause):
+        return "event_log" in statement.text
+    try:
+        # ORM statements hold annotated copies of the table: compare names
+        return any(getattr(t, "name", None) == Event.__tablename__ for t in find_tables(statement, include_crud=True))
+    except Exception:  # a statement find_tables cannot walk: assume it may read the log
+        return True
 
 
 def record_many(
@@ -131,6 +217,7 @@ def record_many(
     items = list(entries)
     if not items:
         return 0
+    _append_pending(session)  # events recorded before these come before them in the chain
     session.flush()
     lock_for_append(session, _LOCK_KEY)
     last = session.execute(select(Event.seq, Event.hash).order_by(Event.seq.desc()).limit(1)).first()

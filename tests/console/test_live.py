@@ -124,7 +124,7 @@ def record_change(rt: Runtime, clock: VirtualClock, **extra: Any) -> int:
         ev = record(s, now=clock.now(), action=extra.get("action", "measure.acknowledged"),
                     entity_type=extra.get("entity_type", "measure_order"), entity_id=extra.get("entity_id", 7),
                     actor="user:张值班", payload={"person": "王村长", "phone": "+8613800000001"})
-        s.flush()
+        s.commit()  # the row joins the chain at the commit
         return ev.id
 
 

@@ -83,3 +83,42 @@ def test_concurrent_appenders_keep_one_chain(engine: Engine) -> None:
     with session_scope(factory) as s:
         result = verify(s)
     assert result.ok and result.checked == 80, result
+
+
+def test_the_append_lock_is_held_from_joining_the_chain_to_the_commit_only(pg_engine: Engine) -> None:
+    """A transaction that records early and works on (a status callback, a sweep of escalations) no longer keeps
+    every other appender waiting while it works: the lock is taken when its events join the chain."""
+    from sqlalchemy import text
+
+    factory = make_session_factory(pg_engine)
+    held = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+    with session_scope(factory) as s:
+        record(s, now=T, action="thing.changed", entity_type="thing", entity_id=1, actor="rule:test")
+        assert s.execute(held).scalar() == 0, "recorded, not yet in the chain: no lock"
+        with session_scope(factory) as other:  # another appender is not kept waiting meanwhile
+            record(other, now=T, action="other.changed", entity_type="thing", entity_id=2, actor="rule:test")
+        assert [e.action for e in s.query(Event).order_by(Event.seq)] == ["other.changed", "thing.changed"], \
+            "a read of the log in the transaction sees its own event, after what was committed before it"
+        assert s.execute(held).scalar() >= 1, "in the chain now: the lock is held until the commit"
+    with session_scope(factory) as s:
+        assert verify(s).ok and verify(s).checked == 2
+
+
+def test_an_event_joined_inside_a_savepoint_rolled_back_is_kept(engine: Engine) -> None:
+    """Recorded before a savepoint, put into the chain by a read inside it: the savepoint's rollback takes the row
+    with it, but the event happened and is committed; what was recorded inside the savepoint is not."""
+    factory = make_session_factory(engine)
+    with session_scope(factory) as s:
+        first = record(s, now=T, action="before.savepoint", entity_type="thing", entity_id=1, actor="rule:test")
+        try:
+            with s.begin_nested():
+                record(s, now=T, action="inside.savepoint", entity_type="thing", entity_id=2, actor="rule:test")
+                assert s.query(Event).count() == 2  # both joined the chain here
+                raise RuntimeError("roll the savepoint back")
+        except RuntimeError:
+            pass
+        record(s, now=T, action="after.savepoint", entity_type="thing", entity_id=3, actor="rule:test")
+    assert first.action == "before.savepoint"
+    with session_scope(factory) as s:
+        assert [e.action for e in s.query(Event).order_by(Event.seq)] == ["before.savepoint", "after.savepoint"]
+        assert verify(s).ok
