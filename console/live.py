@@ -24,6 +24,10 @@ The stream's contract (a benchmark and the browser script rely on it)::
     event: ping                      event the page can see, so a stalled connection is noticed
     data: {}
 
+A first connection may say where its page was drawn (``/console/events?after=<event_log id>``: the board is drawn
+from a snapshot as of a row, ``console.snapshots``), which counts as its Last-Event-ID until the browser sends one,
+so a change committed between the drawing and the connection is announced like one missed while away.
+
 ``kinds`` and ``actions`` are sorted and distinct; ``alarm`` is true when a row of the batch can raise or clear an
 alarm banner (``ALARM_ACTIONS``), so a page fetches the banners only then. No entity id, actor or payload leaves
 the server (they can name people). A reconnecting client's ``Last-Event-ID`` gets one message summing up what it
