@@ -50,11 +50,15 @@ def _segments(body: str) -> int:
     return count_segments(body).segments
 
 
+
+CALLBACK_CONNECTIONS = 32  # callbacks in flight at once (the client's pool holds as many connections)
+
 class FakeTwilioApp:
     def __init__(self, fake: FakeTwilio) -> None:
         self.fake = fake
         self.http: httpx.AsyncClient | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
+        self._posting = asyncio.Semaphore(CALLBACK_CONNECTIONS)
 
     # --- plumbing ----------------------------------------------------------------------------
     def _auth(self, request: Request, sid: str) -> str | None:
@@ -81,7 +85,11 @@ class FakeTwilioApp:
         entry: dict[str, Any] = {"kind": kind, "url": url, "params": params, "status": None}
         try:
             assert self.http is not None
-            resp = await self.http.post(url, data=params, headers={"X-Twilio-Signature": sig})
+            # Callbacks wait for a turn here, not in the HTTP client's pool: thousands queued there (a district's
+            # fan-out) made each of its scheduling passes walk the whole queue, the fake spent its CPU on that and
+            # the waits ran into the pool timeout.
+            async with self._posting:
+                resp = await self.http.post(url, data=params, headers={"X-Twilio-Signature": sig})
             entry["status"] = resp.status_code
             entry["response"] = resp.text[:2000]
             return resp
@@ -347,7 +355,8 @@ def create_fake_app(config: FakeConfig | None = None, fake: FakeTwilio | None = 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> Any:
         handler.http = httpx.AsyncClient(timeout=httpx.Timeout(10.0),
-                                         limits=httpx.Limits(max_connections=32))
+                                         limits=httpx.Limits(max_connections=CALLBACK_CONNECTIONS))
+        handler._posting = asyncio.Semaphore(CALLBACK_CONNECTIONS)  # this loop's
         try:
             yield
         finally:
