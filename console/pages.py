@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 
 from config.auth import check_login, start_session
 from config.errors import ApiError
@@ -63,15 +64,27 @@ def board_page(request: Request, session: DB, settings: SettingsDep, clock: Cloc
         return redirect("/login")
     lang = lang_of(request)
 
-    def build() -> tuple[int, tuple[board_mod.Board, dict[str, Any] | None]]:
-        key = latest_id(session)  # first: every change up to this row is in what follows
-        data = board_mod.build(session, now=clock.now(), tz=settings.tz, lang=lang)
+    def build_in(s: Session) -> tuple[int, tuple[board_mod.Board, dict[str, Any] | None]]:
+        key = latest_id(s)  # first: every change up to this row is in what follows
+        data = board_mod.build(s, now=clock.now(), tz=settings.tz, lang=lang)
         # The map panel follows the latest open run; only its name is read here, the map loads in the browser.
-        followed, _ = map_pages.pick_run(session, None)
+        followed, _ = map_pages.pick_run(s, None)
         return key, (data, map_pages.run_summary(followed, settings.tz, lang) if followed is not None else None)
 
-    snap = snapshots_of(request.app).get(lang, build, latest=lambda: latest_id(session), since=live_since(request),
-                                         fresh="done" in request.query_params, now=clock.now().timestamp())
+    state = request.app.state
+    factory = getattr(state, "read_session_factory", None) or state.session_factory
+
+    def apart() -> tuple[int, tuple[board_mod.Board, dict[str, Any] | None]]:
+        s = factory()
+        try:
+            return build_in(s)
+        finally:
+            s.rollback()
+            s.close()
+
+    snap = snapshots_of(request.app).get(lang, lambda: build_in(session), latest=lambda: latest_id(session),
+                                         since=live_since(request), fresh="done" in request.query_params,
+                                         now=clock.now().timestamp(), apart=apart)
     data, map_run = snap.value
     response = render(request, "board.html", {"user": user, "board": data, "map_panel_run": map_run,
                                               "live_after": snap.key})

@@ -12,7 +12,9 @@ the header, rendered per request), so one build serves them all:
 - a page shown right after the reader's own action (a ``done`` confirmation in the address) is always built
   fresh, so nobody sees the board from before what they just did;
 - when a snapshot is too old, one request rebuilds it and the others arriving meanwhile wait for that build
-  instead of starting their own (one build at a time per language), then take it if it covers what they need.
+  instead of starting their own (one build at a time per language), then take it if it covers what they need;
+  while many read at once, the build runs in the background instead and readers take the snapshot they have
+  (at most ``STALE_SECONDS`` old) meanwhile, so under load no plain read waits for the database.
 
 The key of a snapshot is the newest event-log id visible when its build began (read in the build's own
 transaction, before anything else): every change committed up to that row is in it.
@@ -20,6 +22,7 @@ transaction, before anything else): every change committed up to that row is in 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -29,9 +32,11 @@ from typing import Any, Generic, TypeVar
 
 MAX_AGE_SECONDS = 1.0
 SHARE_FROM = 3  # reads of one language within MAX_AGE_SECONDS from which they share a snapshot
+STALE_SECONDS = 5.0  # the oldest snapshot a busy reader takes while the next one is built in the background
 SINCE_HEADER = "x-live-since"
 
 T = TypeVar("T")
+log = logging.getLogger("jiaoying.console")
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class Snapshots(Generic[T]):
         self._guard = threading.Lock()
         self.builds = 0
         self._begun = 0
+        self._refreshing: set[Any] = set()
 
     def _young(self, snap: Snapshot[T] | None, since: int, now: float | None) -> bool:
         """Young enough on both clocks (the application's clock can jump: a deadline passed is a change even when
@@ -75,9 +81,13 @@ class Snapshots(Generic[T]):
             return len(reads) >= self.share_from
 
     def get(self, which: Any, build: Callable[[], tuple[int, T]], *, latest: Callable[[], int],
-            since: int = 0, fresh: bool = False, now: float | None = None) -> Snapshot[T]:
+            since: int = 0, fresh: bool = False, now: float | None = None,
+            apart: Callable[[], tuple[int, T]] | None = None) -> Snapshot[T]:
         """The snapshot for ``which``. ``build`` returns a new one's key and value; ``latest`` reads the newest
-        event-log id now (one indexed read). ``fresh``: always a build that began after this call."""
+        event-log id now (one indexed read). ``fresh``: always a build that began after this call. ``apart``
+        builds like ``build`` but on a connection of its own, so it can run in another thread: busy readers
+        whose snapshot has just gone past its age take it as it is (up to ``STALE_SECONDS`` old) while ``apart``
+        builds the next one, instead of waiting for that build (seconds, on a loaded server)."""
         busy = self._busy(which)
         need: int | None = None
 
@@ -96,6 +106,11 @@ class Snapshots(Generic[T]):
             return self._held[which]
         with self._guard:
             lock = self._locks.setdefault(which, threading.Lock())
+        held = self._held.get(which)
+        if busy and not fresh and apart is not None and held is not None and held.key >= since \
+                and self._mono() - held.built_at <= STALE_SECONDS:
+            self._refresh_apart(which, lock, apart, now)
+            return held
         with lock:
             snap = self._held.get(which)
             # a build that began after this call covers everything this reader could ask for
@@ -109,6 +124,34 @@ class Snapshots(Generic[T]):
             self.builds += 1
             snap = self._held[which] = Snapshot(value, key, t, now if now is not None else 0.0, number)
             return snap
+
+    def _refresh_apart(self, which: Any, lock: threading.Lock, apart: Callable[[], tuple[int, T]],
+                       now: float | None) -> None:
+        """One thread at a time per ``which`` builds the next snapshot in the background."""
+        with self._guard:
+            if which in self._refreshing:
+                return
+            self._refreshing.add(which)
+
+        def run() -> None:
+            try:
+                with lock:
+                    if self._young(self._held.get(which), 0, now):
+                        return  # a reader's own build got there first
+                    with self._guard:
+                        self._begun += 1
+                        number = self._begun
+                    t = self._mono()
+                    key, value = apart()
+                    self.builds += 1
+                    self._held[which] = Snapshot(value, key, t, now if now is not None else 0.0, number)
+            except Exception:  # the next reader builds in its own request and sees the error there
+                log.warning("building the board in the background failed", exc_info=True)
+            finally:
+                with self._guard:
+                    self._refreshing.discard(which)
+
+        threading.Thread(target=run, daemon=True, name="board-snapshot").start()
 
     def clear(self) -> None:
         with self._guard:

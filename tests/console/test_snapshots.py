@@ -115,3 +115,38 @@ def test_readers_arriving_during_a_build_wait_for_it_instead_of_building_again()
     for t in [first, *others]:
         t.join(10)
     assert src.builds == 1 and got == ["board@10#1"] * 8
+
+
+def test_busy_readers_take_the_snapshot_they_have_while_the_next_is_built_apart() -> None:
+    mono = [0.0]
+    snaps: Snapshots[str] = Snapshots(monotonic=lambda: mono[0])
+    src = Source()
+    release = threading.Event()
+    built_apart = threading.Event()
+
+    def apart() -> tuple[int, str]:
+        release.wait(5)  # a slow build, as on a loaded server
+        got = src.build()
+        built_apart.set()
+        return got
+
+    for _ in range(4):  # readers every 0.3 s: busy
+        snaps.get("zh", src.build, latest=src.latest, apart=apart)
+        mono[0] += 0.3
+    assert src.builds == 1
+    src.newest = 20
+    for _ in range(5):  # past its age now: nobody waits for the database, one build runs apart meanwhile
+        mono[0] += 0.3
+        assert snaps.get("zh", src.build, latest=src.latest, apart=apart).value == "board@10#1"
+    release.set()
+    assert built_apart.wait(5)
+    for _ in range(100):  # the background thread stores what it built
+        if snaps.builds == 2:
+            break
+        time.sleep(0.02)
+    assert src.builds == 2, "one build apart, however many readers asked meanwhile"
+    mono[0] -= 1.0  # back to just after that build began: its snapshot is young
+    assert snaps.get("zh", src.build, latest=src.latest, apart=apart).value == "board@20#2"
+    mono[0] += 10  # older than STALE_SECONDS: the reader builds in its own request again
+    src.newest = 30
+    assert snaps.get("zh", src.build, latest=src.latest, apart=apart).key == 30
