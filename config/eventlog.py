@@ -104,6 +104,10 @@ def record(
     return ev
 
 
+# ``record_many`` writes this many events or more at once, under the lock from then on (a fan-out's thousands);
+# fewer wait for the commit like any event
+BULK_FROM = 200
+
 _PENDING = "jiaoying.eventlog.pending"  # recorded, not yet in the chain: (event, transaction recorded in, fields)
 _JOINED = "jiaoying.eventlog.joined"  # put into the chain: (event, recorded in, fields, transaction joined in)
 
@@ -206,7 +210,8 @@ def record_many(
     entries: Iterable[tuple[str, str, object, str, dict[str, Any] | None]],
 ) -> int:
     """Append many events at once (``(action, entity_type, entity_id, actor, payload)`` each, in order), in the
-    caller's transaction: the same rows, seqs and hash chain as calling ``record`` for each, in a few multi-row
+    caller's transaction. Fewer than ``BULK_FROM`` are recorded one by one (they join the chain at the commit);
+    from ``BULK_FROM`` on they are written at once: the same rows, seqs and hash chain as calling ``record`` for each, in a few multi-row
     INSERTs instead of one ORM object per event — for a fan-out that logs one event per message.
 
     Pending ORM events are flushed first, so ids keep growing with seq. The rows bypass the session, so the
@@ -217,6 +222,11 @@ def record_many(
     items = list(entries)
     if not items:
         return 0
+    if len(items) < BULK_FROM:  # a few join the chain at the commit like any event, the lock taken only then
+        for action, entity_type, entity_id, actor, payload in items:
+            record(session, now=now, action=action, entity_type=entity_type, entity_id=entity_id, actor=actor,
+                   payload=payload)
+        return len(items)
     _append_pending(session)  # events recorded before these come before them in the chain
     session.flush()
     lock_for_append(session, _LOCK_KEY)

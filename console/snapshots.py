@@ -32,7 +32,7 @@ from typing import Any, Generic, TypeVar
 
 MAX_AGE_SECONDS = 1.0
 SHARE_FROM = 3  # reads of one language within MAX_AGE_SECONDS from which they share a snapshot
-STALE_SECONDS = 5.0  # the oldest snapshot a busy reader takes while the next one is built in the background
+STALE_SECONDS = 15.0  # the oldest snapshot a busy reader takes while the next one is built in the background
 SINCE_HEADER = "x-live-since"
 
 T = TypeVar("T")

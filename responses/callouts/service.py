@@ -150,6 +150,40 @@ def _send(session: Session, c: Callout, route: str, reason: str, now: dt.datetim
     return att
 
 
+def _send_many(session: Session, items: Sequence[tuple[Callout, str, str]], now: dt.datetime,
+               ctx: SendContext) -> list[Attempt]:
+    """``_send`` for several callouts (callout, route, reason each): the attempts in one flush, the messages in
+    one ``enqueue_many``; the same rows, keys and events."""
+    atts: list[Attempt] = []
+    for c, route, reason in items:
+        channel, number = core.split_route(route)
+        seq = c.attempts_made + 1
+        att = Attempt(seq=seq, channel=channel, number=number, reason=reason, status="queued",
+                      history=[{"at": now.isoformat(), "status": "queued", "reason": reason}], created_at=now,
+                      updated_at=now)
+        c.attempts.append(att)
+        c.attempts_made = seq
+        atts.append(att)
+    if not atts:
+        return atts
+    session.flush()  # the attempts' ids, which the messages name
+    msgs: list[outbox.NewMessage] = []
+    for (c, _route, reason), att in zip(items, atts, strict=True):
+        run = ctx.run(session, c.run_id)
+        body = call_text(channel=att.channel, hazard=run.hazard, level=c.level, event=ctx.event(session, run),
+                         places=c.areas, names=ctx.names, answer_minutes=c.answer_minutes,
+                         two_way_sms=c.two_way_sms, escalated_from=str(c.context.get("escalated_from", "")),
+                         drill=c.drill)
+        msgs.append(outbox.NewMessage(
+            channel=att.channel, to=att.number, body=body, idempotency_key=f"callout:{c.id}:try:{att.seq}",
+            template=f"callout_{att.channel}", params={"callout_id": c.id, "attempt_id": att.id, "seq": att.seq,
+                                                       **template_params(c, run, ctx, session)},
+            validity_until=c.next_action_at, subject_type=SUBJECT, subject_id=att.id, actor=f"rule:callout:{reason}"))
+    for att, msg_id in zip(atts, outbox.enqueue_many(session, msgs, now=now), strict=True):
+        att.message_id = msg_id
+    return atts
+
+
 def template_params(c: Callout, run: ResponseRun, ctx: SendContext, session: Session) -> dict[str, str]:
     """The short named values a registered SMS / voice template takes (a domestic provider sends a template and
     these, not the text): what warning, which places, how many minutes to answer, and for an escalation who
@@ -673,6 +707,7 @@ def _escalate(session: Session, items: list[tuple[Callout, core.Decision]], *, n
     for i in range(0, len(wanted), 500):
         existing.update((e.key, e) for e in session.execute(
             select(Callout).where(Callout.key.in_(wanted[i:i + 500]))).scalars())
+    fresh: list[tuple[tuple[int, str, str], Callout]] = []
     for gk, sources in groups.items():
         run_id, step, tkey = gk
         t = targets_of[gk]
@@ -690,12 +725,18 @@ def _escalate(session: Session, items: list[tuple[Callout, core.Decision]], *, n
                          now=now, drill=proto.drill, names=ctx.names,
                          context={"escalated_from": who, "from_callouts": [s.id for s in sources]})
         session.add(c)
-        session.flush()
+        fresh.append((gk, c))
+    # the new callouts, their first tries and messages in a few statements: a sweep in a district-wide fan-out
+    # escalates to every township at once, and a round trip per callout kept each batch's commit seconds away
+    session.flush()
+    sends: list[tuple[Callout, str, str]] = []
+    for gk, c in fresh:
         st = core.start(view_of(c), now)
         apply_decision(c, st, now)
         if st.send:
-            _send(session, c, st.send, "first", now, ctx)
+            sends.append((c, st.send, "first"))
         made[gk] = c
+    _send_many(session, sends, now, ctx)
     # the duty officer's notices (one per callout) in one multi-row INSERT, their ids read back
     # by callout (each callout is in the batch once), so the escalation rows and events can name them
     notice_rows = []

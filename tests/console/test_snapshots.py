@@ -147,6 +147,6 @@ def test_busy_readers_take_the_snapshot_they_have_while_the_next_is_built_apart(
     assert src.builds == 2, "one build apart, however many readers asked meanwhile"
     mono[0] -= 1.0  # back to just after that build began: its snapshot is young
     assert snaps.get("zh", src.build, latest=src.latest, apart=apart).value == "board@20#2"
-    mono[0] += 10  # older than STALE_SECONDS: the reader builds in its own request again
+    mono[0] += 20  # older than STALE_SECONDS (and alone again): the reader builds in its own request
     src.newest = 30
     assert snaps.get("zh", src.build, latest=src.latest, apart=apart).key == 30
