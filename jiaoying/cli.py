@@ -44,6 +44,9 @@ app.add_typer(fake_twilio_cli.app, name="fake-twilio")
 app.add_typer(fake_aliyun_cli.app, name="fake-aliyun")
 drill_cli.register(app)  # jiaoying drill run / report / demo
 
+KEEP_ALIVE_SECONDS = 75  # idle keep-alive connections of `serve`; more than a proxy's upstream keep-alive
+
+
 def _free_loopback_port() -> int:
     import socket
 
@@ -99,9 +102,12 @@ def serve(
                   " / no Twilio credentials: messages go to the local fake gateway, never to a real phone")
     setup_logging(settings)  # again: an in-process fake gateway's uvicorn has just set up loggers of its own
     try:
-        # open console event streams never end by themselves: without a bound, Ctrl+C would wait for them
+        # open console event streams never end by themselves: without a bound, Ctrl+C would wait for them.
+        # An idle keep-alive connection is kept longer than a proxy's or a client's usual 60 s: at uvicorn's 5 s a
+        # client (the proxy, the provider's callbacks) reusing one just as the server closed it got a broken
+        # request instead of an answer (seen under load by bench/load.py).
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_graceful_shutdown=3,
-                    log_config=None)
+                    timeout_keep_alive=KEEP_ALIVE_SECONDS, log_config=None)
     finally:
         if sending is not None:
             sending.stop()

@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -131,6 +133,32 @@ def test_fan_out_from_the_sending_process_answers_and_a_clean_stop(serve: Serve)
     assert not alive(child), "the sending process outlived serve"
     log = serve.log_path.read_text(errors="replace")
     assert "Traceback" not in log and "database is locked" not in log, log[-3000:]
+
+
+def test_an_idle_keep_alive_connection_outlives_uvicorns_five_seconds(serve: Serve) -> None:
+    """A proxy or the provider reusing a connection idle for a while gets an answer, not a closed socket (at
+    uvicorn's default 5 s, one reused just as the server closed it broke under load)."""
+    request = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{serve.port}\r\n\r\n".encode()
+
+    def exchange(sock: socket.socket) -> bytes:
+        sock.sendall(request)
+        got = b""
+        while b"\r\n\r\n" not in got:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return got  # closed by the server
+            got += chunk
+        head, _, body = got.partition(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")))
+        while len(body) < length:
+            body += sock.recv(4096)
+        return head
+
+    with socket.create_connection(("127.0.0.1", serve.port), timeout=10) as sock:
+        assert exchange(sock).startswith(b"HTTP/1.1 200")
+        time.sleep(6.5)
+        assert exchange(sock).startswith(b"HTTP/1.1 200"), "the server closed the idle connection"
 
 
 def test_a_dead_sending_process_is_restarted_and_a_killed_serve_leaves_no_orphan(serve: Serve) -> None:
