@@ -211,8 +211,9 @@ def record_many(
 ) -> int:
     """Append many events at once (``(action, entity_type, entity_id, actor, payload)`` each, in order), in the
     caller's transaction. Fewer than ``BULK_FROM`` are recorded one by one (they join the chain at the commit);
-    from ``BULK_FROM`` on they are written at once: the same rows, seqs and hash chain as calling ``record`` for each, in a few multi-row
-    INSERTs instead of one ORM object per event — for a fan-out that logs one event per message.
+    from ``BULK_FROM`` on they are written at once: the same rows, seqs and hash chain as calling ``record`` for
+    each, in a few multi-row INSERTs instead of one ORM object per event — for a fan-out that logs one event per
+    message.
 
     Pending ORM events are flushed first, so ids keep growing with seq. The rows bypass the session, so the
     cached tail is dropped: the next ``record`` reads the tail back (one query), which also stays right when a
