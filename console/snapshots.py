@@ -108,7 +108,8 @@ class Snapshots(Generic[T]):
             lock = self._locks.setdefault(which, threading.Lock())
         held = self._held.get(which)
         if busy and not fresh and apart is not None and held is not None and held.key >= since \
-                and self._mono() - held.built_at <= STALE_SECONDS:
+                and self._mono() - held.built_at <= STALE_SECONDS \
+                and (now is None or abs(now - held.as_of) <= STALE_SECONDS):
             self._refresh_apart(which, lock, apart, now)
             return held
         with lock:

@@ -336,7 +336,7 @@ def test_the_board_names_a_handover_past_its_deadline_until_acknowledged(client:
     with session_scope(rt.session_factory) as s:
         done = handovers.sweep(s, clock.now(), rt.settings.tz)
         assert len(done["drafted"]) == 1 and done["flagged"] == []
-    line = _board_duty_line(client.get("/").text)
+    line = _board_duty_line(_board_after_change(client, rt))
     row = re.search(r'<li[^>]*data-testid="board-handover".*?</li>', line, re.S)
     assert row and 'data-state="draft"' in row.group(0) and 'data-overdue="false"' in row.group(0)
     assert "待交班签字" in row.group(0), "the current shift's own handover, drafted and not signed"
@@ -345,7 +345,7 @@ def test_the_board_names_a_handover_past_its_deadline_until_acknowledged(client:
         done = handovers.sweep(s, clock.now(), rt.settings.tz)
         assert len(done["flagged"]) == 1
         h_id = done["flagged"][0]
-    line = _board_duty_line(client.get("/").text)
+    line = _board_duty_line(_board_after_change(client, rt))
     assert f'data-handover-id="{h_id}"' in line and 'data-overdue="true"' in line
     assert "交接班未确认" in line and 'data-testid="board-handover-flagged"' in line
     assert f'href="/console/duty/handovers/{h_id}"' in line

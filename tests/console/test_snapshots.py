@@ -150,3 +150,15 @@ def test_busy_readers_take_the_snapshot_they_have_while_the_next_is_built_apart(
     mono[0] += 20  # older than STALE_SECONDS (and alone again): the reader builds in its own request
     src.newest = 30
     assert snaps.get("zh", src.build, latest=src.latest, apart=apart).key == 30
+
+
+def test_a_clock_jump_is_never_covered_by_a_snapshot_built_apart() -> None:
+    mono = [0.0]
+    snaps: Snapshots[str] = Snapshots(monotonic=lambda: mono[0])
+    src = Source()
+    for _ in range(5):  # busy
+        snaps.get("zh", src.build, latest=src.latest, now=1000.0, apart=src.build)
+        mono[0] += 0.1
+    mono[0] += 1.0
+    got = snaps.get("zh", src.build, latest=src.latest, now=1000.0 + 40 * 60, apart=src.build)
+    assert got.as_of == 1000.0 + 40 * 60, "a deadline may have passed: built for this reader, not the old one"
