@@ -117,14 +117,18 @@ class Snapshots(Generic[T]):
             # a build that began after this call covers everything this reader could ask for
             if snap is not None and (snap.number > begun or (not fresh and covers(snap))):
                 return snap
-            with self._guard:
-                self._begun += 1
-                number = self._begun
-            t = self._mono()
-            key, value = build()
-            self.builds += 1
-            snap = self._held[which] = Snapshot(value, key, t, now if now is not None else 0.0, number)
-            return snap
+            return self._build_and_keep(which, build, now)
+
+    def _build_and_keep(self, which: Any, build: Callable[[], tuple[int, T]], now: float | None) -> Snapshot[T]:
+        """Build (the caller holds ``which``'s lock) and keep the result as ``which``'s snapshot."""
+        with self._guard:
+            self._begun += 1
+            number = self._begun
+        t = self._mono()
+        key, value = build()
+        self.builds += 1
+        snap = self._held[which] = Snapshot(value, key, t, now if now is not None else 0.0, number)
+        return snap
 
     def _refresh_apart(self, which: Any, lock: threading.Lock, apart: Callable[[], tuple[int, T]],
                        now: float | None) -> None:
@@ -139,13 +143,7 @@ class Snapshots(Generic[T]):
                 with lock:
                     if self._young(self._held.get(which), 0, now):
                         return  # a reader's own build got there first
-                    with self._guard:
-                        self._begun += 1
-                        number = self._begun
-                    t = self._mono()
-                    key, value = apart()
-                    self.builds += 1
-                    self._held[which] = Snapshot(value, key, t, now if now is not None else 0.0, number)
+                    self._build_and_keep(which, apart, now)
             except Exception:  # the next reader builds in its own request and sees the error there
                 log.warning("building the board in the background failed", exc_info=True)
             finally:
