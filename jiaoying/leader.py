@@ -235,4 +235,9 @@ class Leadership:
         if self._thread is not None:
             self._thread.join(timeout=self.every + 5)
         self._held_until = 0.0
-        self._drop()  # closing the session releases the lock at once for the next leader
+        if self._conn is not None and self._key is not None:
+            # Unlocked before closing: a closed session's locks go only when its backend gets round to
+            # ending, a moment after close() returns, and the next leader should not find it still held.
+            with contextlib.suppress(Exception):
+                _scalar(self._conn, "SELECT pg_advisory_unlock_all()")
+        self._drop()
