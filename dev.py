@@ -3,6 +3,7 @@
 
     python3 dev.py run     # create .venv, install, start the server with its scheduler on :8000
     python3 dev.py test    # create .venv, install with test extras, run ruff and the whole test suite
+                           # (in parallel, then the fault tests on their own)
 
 Extra arguments after the verb go to the command (``python3 dev.py run --port 9000``,
 ``python3 dev.py test -k geo``). The virtual environment is reinstalled only when
@@ -53,7 +54,16 @@ def main() -> int:
     if lint:
         print("ruff 检查未通过 / ruff found problems", file=sys.stderr)
         return lint
-    return subprocess.call([str(PY), "-m", "pytest", *rest], cwd=ROOT)
+    if rest:
+        return subprocess.call([str(PY), "-m", "pytest", *rest], cwd=ROOT)
+    # The whole suite: most of it in parallel, a file per worker at a time (its fixtures set up once); then the
+    # fault tests (instances killed, the PostgreSQL server restarted) alone, so a restarted server never meets
+    # another test's open connections.
+    workers = str(max(2, min(4, os.cpu_count() or 2)))
+    main_part = subprocess.call([str(PY), "-m", "pytest", "-m", "not faults", "-n", workers, "--dist", "loadfile"],
+                                cwd=ROOT)
+    faults = subprocess.call([str(PY), "-m", "pytest", "tests/faults", "-m", "faults"], cwd=ROOT)
+    return main_part or faults
 
 
 if __name__ == "__main__":

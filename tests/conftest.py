@@ -43,6 +43,10 @@ def wired() -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A parallel run's workers inherit COLUMNS=80/LINES=24; a rich console created at import would keep
+    # that width for good, while the CLI tests set the width they print at themselves.
+    for name in ("COLUMNS", "LINES"):
+        os.environ.pop(name, None)
     config.addinivalue_line("markers", "postgres: needs the PostgreSQL server")
     config.addinivalue_line("markers", "browser: needs headless Chromium")
 

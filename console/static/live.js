@@ -214,9 +214,37 @@
     return el === main ? path : null;
   }
 
+  // A <details> the officer opened (a shift's edit form, a callout's attempts) stays open across a refresh,
+  // and one they closed stays closed: it is known by the nearest element with an id (or a data-*-id), its
+  // place among that element's <details>, and its summary's words.
+  function detailsKey(d, root) {
+    var anchor = d, ident = "";
+    while (anchor && anchor !== root) {
+      if (anchor.id) { ident = "#" + anchor.id; break; }
+      var named = Array.prototype.filter.call(anchor.attributes || [], function (a) {
+        return /^data-[a-z-]*id$/.test(a.name);
+      });
+      if (named.length) { ident = named.map(function (a) { return a.name + "=" + a.value; }).join(","); break; }
+      anchor = anchor.parentNode;
+    }
+    var scope = anchor && anchor !== root ? anchor : root;
+    var index = Array.prototype.indexOf.call(scope.querySelectorAll("details"), d);
+    var summary = d.querySelector("summary");
+    return ident + "|" + index + "|" + (summary ? summary.textContent.replace(/\s+/g, " ").trim() : "");
+  }
+
+  function detailsStates(root) {
+    var states = {};
+    Array.prototype.forEach.call(root.querySelectorAll("details"), function (d) {
+      states[detailsKey(d, root)] = d.open;
+    });
+    return states;
+  }
+
   function swapMain(fresh) {
     var x = window.scrollX, y = window.scrollY;
     var active = document.activeElement, focusPath = pathOf(active), tag = active && active.tagName;
+    var opened = detailsStates(main);
     var incoming = document.importNode(fresh, true);
     var keep = KEEP.slice();
     Array.prototype.forEach.call(main.querySelectorAll('[data-live="self"][id]'), function (el) { keep.push(el.id); });
@@ -229,6 +257,10 @@
     });
     while (main.firstChild) { main.removeChild(main.firstChild); }
     while (incoming.firstChild) { main.appendChild(incoming.firstChild); }
+    Array.prototype.forEach.call(main.querySelectorAll("details"), function (d) {
+      var key = detailsKey(d, main);
+      if (Object.prototype.hasOwnProperty.call(opened, key) && d.open !== opened[key]) { d.open = opened[key]; }
+    });
     if (focusPath && focusPath.length) {
       var el = main;
       for (var i = 0; el && i < focusPath.length; i++) { el = el.children[focusPath[i]]; }

@@ -184,7 +184,9 @@ def test_the_map_shows_the_drill_on_its_page_on_the_board_and_on_the_run_page(dr
             assert page.get_attribute(selector, "data-run") == str(run["id"])
             head = page.locator("#run").bounding_box()
             box = page.locator(selector).bounding_box()
-            assert head and box and box["y"] < 768, "the run's map is on its first screen"
+            assert head and box and box["y"] < 768, (
+                f"the run's map is on its first screen: map {box}, head {head},"
+                f" scrolled {page.evaluate('window.scrollY')}, alarms {page.locator('[data-testid=alarm]').count()}")
             assert box["x"] > head["x"] + head["width"] - 5, "beside the run's head on a wide screen"
             _shot(page, "run-map-desktop", f"#map-box-{run['id']}")
 

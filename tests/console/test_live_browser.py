@@ -346,3 +346,37 @@ def test_a_burst_of_changes_refreshes_the_page_a_few_times_and_shows_the_last(
     assert len(pages) <= seconds / 2 + 3, (len(pages), seconds)
     assert pages[-1] >= last_change, "a trailing fetch after the last change"
     assert 1 <= len(alarms) <= 3, f"banners fetched {len(alarms)} times: for the escalation and the warning only"
+
+
+@pytest.mark.browser
+def test_a_refresh_keeps_a_section_the_officer_opened_open(site: Site) -> None:
+    """A warning's page with its CAP text opened: the next change redraws the page, the section stays open."""
+    from playwright.sync_api import sync_playwright
+
+    from warning.models import Warning
+
+    _browser_or_skip()
+    enter_blue(site.url, "城区大风蓝色预警（展开查看）")
+    engine = make_engine(site.settings.database.url)
+    try:
+        with session_scope(make_session_factory(engine)) as s:
+            wid = s.execute(select(Warning.id)).scalar_one()
+    finally:
+        engine.dispose()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1366, "height": 768}).new_page()
+            log_in(page, site.url)
+            page.goto(f"{site.url}/console/warnings/{wid}")
+            page.wait_for_selector("body[data-live=open]", state="attached", timeout=10_000)
+            page.click("details.w-cap > summary")
+            assert page.evaluate("document.querySelector('details.w-cap').open")
+            page.evaluate("document.querySelector('details.w-cap').jiaoyingBefore = true")
+            enter_blue(site.url, "城区大风蓝色预警（另一条）")  # a change: every open page is redrawn
+            page.wait_for_function(
+                "() => { const d = document.querySelector('details.w-cap'); return d && !d.jiaoyingBefore; }",
+                timeout=15_000)
+            assert page.evaluate("document.querySelector('details.w-cap').open"), "the redraw closed it"
+        finally:
+            browser.close()
