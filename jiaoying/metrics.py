@@ -40,7 +40,7 @@ from responses.callouts.models import Callout
 from responses.measures.core import PENDING, MeasureState
 from responses.measures.models import MeasureOrder
 from responses.messaging.core import State as MessageState
-from responses.messaging.models import MessageStatus, OutboxMessage
+from responses.messaging.models import MessageStatus, OutboxMessage, ProviderReport
 from responses.reports.core import ReportState
 from responses.reports.models import InfoReport
 from responses.runs.core import RunState
@@ -160,6 +160,15 @@ def database_metrics(session: Session, now: dt.datetime) -> Iterator[Metric]:
     yield from (depth, by_state, sent)
     yield GaugeMetricFamily("jiaoying_outbox_oldest_age_seconds", "最早一条待发送消息的等待时间 / age of the "
                             "oldest message still waiting (0 when none)", value=_seconds(now, oldest))
+    waiting_reports, failed_reports = session.execute(select(
+        func.sum(case((ProviderReport.failed_at.is_(None), 1), else_=0)),
+        func.sum(case((ProviderReport.failed_at.is_not(None), 1), else_=0)))).one()
+    reports = GaugeMetricFamily("jiaoying_provider_reports", "服务商状态回调（待处理 / 无法处理）/ provider status "
+                                "callbacks stored and not yet applied, or kept because they could not be",
+                                labels=["state"])
+    reports.add_metric(["waiting"], float(waiting_reports or 0))
+    reports.add_metric(["failed"], float(failed_reports or 0))
+    yield reports
 
     # provider errors: each refused or failed request (the sender's retry or failure) and each failed delivery
     request_errors, delivery_errors = session.execute(select(

@@ -12,6 +12,7 @@ job                    runs on      why
 heartbeat              every        each instance's own liveness (``/readyz`` ``last_tick``)
 outbox_send            every        messages are claimed with a lease; N senders share the backlog
 callouts_sweep         every        callees are claimed row by row (``FOR UPDATE SKIP LOCKED``)
+provider_reports       every        status callbacks left waiting; one applier at a time (a lock), others skip
 feeds_poll             leader       one fetch per feed and interval; N pollers would ask a source N times
 warnings_sweep         leader       expiries and updates once, not once per instance
 consultation_sweep     leader       consultation deadlines and reminders once per tick
@@ -51,6 +52,7 @@ from responses.callouts import jobs as callout_jobs
 from responses.callouts import service as callout_service
 from responses.duty import jobs as duty_jobs
 from responses.measures import jobs as measure_jobs
+from responses.messaging import status_reports
 from responses.messaging.sender import send_due
 from responses.reports import jobs as report_jobs
 from responses.runs import engine as response_engine
@@ -74,6 +76,11 @@ def _heartbeat(rt: Runtime) -> None:
     rt.state["last_tick"] = rt.now()
 
 
+def _apply_provider_reports(rt: Runtime) -> None:
+    """Status callbacks are applied by the requests that bring them; this picks up any left waiting."""
+    status_reports.apply_pending(rt.session_factory, now=rt.now(), handler=callout_service.on_message_final)
+
+
 def job_specs(rt: Runtime) -> list[JobSpec]:
     """Every scheduled job of the system, in one list."""
     tick = rt.settings.scheduler.tick_seconds
@@ -88,6 +95,7 @@ def job_specs(rt: Runtime) -> list[JobSpec]:
         # last flush) made the scheduler skip a whole tick: a large fan-out paused ~5 s in every ~25 s.
         JobSpec("outbox_send", send_due, min(tick, SEND_TICK_SECONDS)),
         JobSpec("callouts_sweep", callout_jobs.sweep_callouts, min(tick, callout_jobs.TICK_SECONDS)),
+        JobSpec("provider_reports", _apply_provider_reports, min(tick, 1.0)),
         JobSpec("feeds_poll", warning_jobs.poll_feeds, tick),
         JobSpec("warnings_sweep", warning_jobs.sweep_warnings, tick),
         JobSpec("consultation_sweep", response_jobs.consultation_sweep, tick),
@@ -139,7 +147,7 @@ def scheduled_specs(rt: Runtime) -> list[JobSpec]:
 
 # Safe in parallel through claims, or each instance's own: these run on every instance; all others on the
 # leader only (the table in the module docstring).
-EVERY_INSTANCE_JOBS = SENDING_JOBS | {"heartbeat"}
+EVERY_INSTANCE_JOBS = SENDING_JOBS | {"heartbeat", "provider_reports"}
 
 
 def leader_only(spec: JobSpec) -> bool:

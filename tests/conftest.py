@@ -42,6 +42,30 @@ def wired() -> None:
     wiring.install()
 
 
+# Files that take a minute or more. A parallel run hands out files in order; started first, they run beside the
+# many short ones instead of keeping one worker busy alone at the end.
+SLOW_FIRST = (
+    "tests/wiring/test_bench_load_smoke.py",
+    "tests/foundation/test_openapi_fuzz.py",
+    "tests/drill/test_library.py",
+    "tests/drill/test_replay.py",
+    "tests/callouts/test_aliyun_scenario.py",
+    "tests/drill/test_library_water.py",
+    "tests/console/test_duty_flag_browser.py",
+    "tests/console/test_live_browser.py",
+    "tests/messaging/test_aliyun_faults.py",
+    "tests/console/test_browser.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return SLOW_FIRST.index(path) if path in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file and among the rest is kept
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # A parallel run's workers inherit COLUMNS=80/LINES=24; a rich console created at import would keep
     # that width for good, while the CLI tests set the width they print at themselves.

@@ -85,3 +85,26 @@ class InboundMessage(Base):
     raw: Mapped[dict[str, Any]] = mapped_column(default=dict)
     handled: Mapped[bool] = mapped_column(default=False)
     handler_error: Mapped[str | None] = mapped_column(Text)
+
+
+class ProviderReport(Base):
+    """A provider's status callback as it came in, waiting to be applied to its message.
+
+    Storing it is one cheap insert, so the provider's request is answered at once; the reports are applied
+    in batches (``responses/messaging/status_reports.py``), one transaction for many, and removed once
+    applied (the message's history keeps what each said). One that cannot be applied stays here with its
+    error, for inspection.
+    """
+
+    __tablename__ = "provider_report"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(30))
+    message_id: Mapped[int | None]  # our id from the callback URL; not a foreign key: unknown ones are kept
+    provider_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(30), default="")
+    error_code: Mapped[str | None] = mapped_column(String(30))
+    raw: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    received_at: Mapped[dt.datetime]
+    failed_at: Mapped[dt.datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)

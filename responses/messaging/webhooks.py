@@ -1,5 +1,8 @@
 """Twilio webhooks: message/call status callbacks, inbound SMS, the voice TwiML and its keypress.
 
+Status callbacks are stored as they come and applied with any others waiting, in one transaction
+(``status_reports``): a fan-out's hundred callbacks a second are a few transactions, not a hundred.
+
 These are not behind a user login: the provider signs them. Each request is checked with
 ``RequestValidator`` against the configured public URL (what the provider was told to call, not
 what the proxy in front of us forwarded); an unsigned or badly signed request gets 403, changes
@@ -33,8 +36,7 @@ from config.errors import ApiError
 from config.eventlog import record
 from config.settings import Settings
 from config.web import DB, ClockDep, SettingsDep
-from responses.messaging import outbox
-from responses.messaging.core import TERMINAL
+from responses.messaging import status_reports
 from responses.messaging.models import InboundMessage, OutboxMessage
 
 log = logging.getLogger("jiaoying.webhooks")
@@ -64,7 +66,7 @@ class InboundAnswer:
 
 
 AnswerHandler = Callable[[Session, InboundAnswer], None]
-StatusHandler = Callable[[Session, OutboxMessage], None]
+StatusHandler = status_reports.StatusHandler
 
 
 def set_answer_handler(app: Any, handler: AnswerHandler | None) -> None:
@@ -162,22 +164,19 @@ def _store_inbound(db: Session, *, now: dt.datetime, kind: str, params: dict[str
 
 @router.post("/status", include_in_schema=True)
 def twilio_status_callback(request: Request, params: SignedParams, db: DB, clock: ClockDep) -> Response:
-    """Message or call status from the provider: moves the message forward, never back."""
+    """Message or call status from the provider: stored, then applied (forward only, never back) with any
+    others waiting, in one transaction (``status_reports``)."""
     now = clock.now()
-    status = params.get("MessageStatus") or params.get("CallStatus") or ""
-    provider_id = params.get("MessageSid") or params.get("CallSid")
-    msg, changed = outbox.apply_provider_status(
-        db, now=now, status=status, message_id=_message_id(request), provider_id=provider_id,
+    status_reports.store(
+        db, now=now, provider="twilio", status=params.get("MessageStatus") or params.get("CallStatus") or "",
+        message_id=_message_id(request), provider_id=params.get("MessageSid") or params.get("CallSid"),
         error_code=params.get("ErrorCode"), raw=params)
-    if msg is None:
-        record(db, now=now, action="webhook.unknown_message", entity_type="webhook", entity_id="/twilio/status",
-               actor="provider:twilio", payload=params)
-    elif changed and msg.state in TERMINAL:
-        handler: StatusHandler | None = getattr(request.app.state, "messaging_status_handler", None)
-        if handler is not None:
-            with db.begin_nested():
-                handler(db, msg)
     db.commit()
+    handler: StatusHandler | None = getattr(request.app.state, "messaging_status_handler", None)
+    try:
+        status_reports.apply_pending(request.app.state.session_factory, now=now, handler=handler)
+    except Exception:  # stored: the next applier, or the tick, applies it
+        log.exception("provider reports not applied now; kept for the next try")
     return Response(status_code=204)
 
 

@@ -371,7 +371,7 @@ def test_leader_only_jobs_skip_their_tick_off_the_leader_and_the_sending_process
     ran: list[str] = []
     spec = JobSpec("feeds_poll", lambda rt: ran.append("feeds_poll"), 1.0)
     assert leader_only(spec) and not leader_only(JobSpec("outbox_send", spec.func, 1.0))
-    assert {"heartbeat", "outbox_send", "callouts_sweep"} == EVERY_INSTANCE_JOBS
+    assert {"heartbeat", "outbox_send", "callouts_sweep", "provider_reports"} == EVERY_INSTANCE_JOBS
 
     class Standby:
         is_leader = False

@@ -191,6 +191,20 @@ def test_outbox_depth_rises_with_a_fan_out_and_falls_once_sent(gateway_runtime: 
         assert value(answered, "jiaoying_callouts", state="answered", drill="false") == 1
         assert value(answered, "jiaoying_callouts", state="calling", drill="false") == 5
         assert value(answered, "jiaoying_run_answer_ratio", run=number, drill="false") == pytest.approx(1 / 6)
+        assert value(answered, "jiaoying_provider_reports", state="waiting") == 0
+
+        # a status callback stored and not yet applied, and one kept because it could not be
+        from responses.messaging import status_reports
+        from responses.messaging.models import ProviderReport
+
+        with session_scope(rt.session_factory) as s:
+            status_reports.store(s, now=clock.now(), provider="twilio", status="delivered", message_id=None,
+                                 provider_id="SM-waiting", error_code=None, raw={})
+            s.add(ProviderReport(provider="twilio", status="failed", raw={}, received_at=clock.now(),
+                                 failed_at=clock.now(), error="ValueError: no callout"))
+        reports = scrape(client)
+        assert value(reports, "jiaoying_provider_reports", state="waiting") == 1
+        assert value(reports, "jiaoying_provider_reports", state="failed") == 1
 
 
 def test_feeds_escalations_and_overdue_work_match_the_database(runtime: Runtime) -> None:
