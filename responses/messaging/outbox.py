@@ -396,11 +396,22 @@ def apply_provider_status(session: Session, *, now: dt.datetime, status: str, me
     msg = session.execute(q.with_for_update()).scalar_one_or_none()
     if msg is None:
         return None, False
-    if provider_id and message_id is not None and msg.provider_id not in (None, provider_id):
+    changed = apply_status_to(session, msg, now=now, status=status, provider_id=provider_id,
+                              error_code=error_code, raw=raw, by_id=message_id is not None)
+    session.flush()
+    return msg, changed
+
+
+def apply_status_to(session: Session, msg: OutboxMessage, *, now: dt.datetime, status: str,
+                    provider_id: str | None = None, error_code: str | None = None,
+                    raw: dict[str, Any] | None = None, by_id: bool = True) -> bool:
+    """``apply_provider_status`` on a message the caller has loaded and locked (a batch of reports loads
+    theirs in one query); nothing is flushed. Returns whether its state changed."""
+    if provider_id and by_id and msg.provider_id not in (None, provider_id):
         # A second provider request for the same row (a lease ran out mid-send); keep the first id.
         _history(session, msg.id, now, msg.state, "callback", provider_status=status, applied=False,
                  detail={"other_provider_id": provider_id, **(raw or {})})
-        return msg, False
+        return False
     if provider_id and msg.provider_id is None:
         msg.provider_id = provider_id
     target = from_provider(status)
@@ -422,8 +433,7 @@ def apply_provider_status(session: Session, *, now: dt.datetime, status: str, me
                actor=f"provider:{msg.provider}", payload={"status": status, "error_code": error_code})
     _history(session, msg.id, now, msg.state, "callback", provider_status=status, applied=changed,
              detail=raw or {})
-    session.flush()
-    return msg, changed
+    return changed
 
 
 def counts(session: Session) -> dict[str, int]:

@@ -109,35 +109,55 @@ def apply_pending(factory: Any, *, now: dt.datetime, handler: StatusHandler | No
 
 
 def _apply(session: Session, rows: list[ProviderReport], *, now: dt.datetime, handler: StatusHandler | None) -> None:
-    # The batch's messages are locked in id order up front, so two transactions that lock several of them
-    # (another applier's, a sender's) never wait on each other in a circle.
+    # The batch's messages are loaded and locked in one query, in id order, so two transactions that lock
+    # several of them (another applier's, a sender's) never wait on each other in a circle.
     ids = sorted({r.message_id for r in rows if r.message_id is not None})
-    if ids:
-        session.execute(select(OutboxMessage.id).where(OutboxMessage.id.in_(ids))
-                        .order_by(OutboxMessage.id).with_for_update())
+    messages = {m.id: m for m in session.execute(
+        select(OutboxMessage).where(OutboxMessage.id.in_(ids)).order_by(OutboxMessage.id).with_for_update()
+    ).scalars()} if ids else {}
+    try:  # the whole batch at once, flushed once
+        with session.begin_nested():
+            for r in rows:
+                _apply_one(session, r, handler, messages)
+        applied = [r.id for r in rows]
+    except DBAPIError:
+        raise  # the database's trouble, not a report's: the batch is tried again
+    except Exception:  # some report cannot be applied: one at a time, to keep that one and apply the rest
+        applied = _one_by_one(session, rows, now=now, handler=handler)
+    if applied:
+        session.execute(delete(ProviderReport).where(ProviderReport.id.in_(applied))
+                        .execution_options(synchronize_session=False))
+
+
+def _one_by_one(session: Session, rows: list[ProviderReport], *, now: dt.datetime,
+                handler: StatusHandler | None) -> list[int]:
     applied: list[int] = []
     for r in rows:
         try:
             with session.begin_nested():
-                _apply_one(session, r, handler)
+                _apply_one(session, r, handler, {})
             applied.append(r.id)
         except DBAPIError:
-            raise  # the database's trouble, not the report's: the batch is tried again
+            raise
         except Exception as exc:  # kept with its error, for inspection; the rest of the batch goes on
             log.exception("provider report %s could not be applied", r.id)
             r.failed_at = now
             r.error = f"{type(exc).__name__}: {exc}"[:2000]
             record(session, now=now, action="webhook.report_failed", entity_type="provider_report", entity_id=r.id,
                    actor="system", payload={"message_id": r.message_id, "status": r.status, "error": r.error})
-    if applied:
-        session.execute(delete(ProviderReport).where(ProviderReport.id.in_(applied))
-                        .execution_options(synchronize_session=False))
+    return applied
 
 
-def _apply_one(session: Session, r: ProviderReport, handler: StatusHandler | None) -> None:
-    msg, changed = outbox.apply_provider_status(
-        session, now=r.received_at, status=r.status, message_id=r.message_id, provider_id=r.provider_id,
-        error_code=r.error_code, raw=r.raw)
+def _apply_one(session: Session, r: ProviderReport, handler: StatusHandler | None,
+               messages: dict[int, OutboxMessage]) -> None:
+    msg = messages.get(r.message_id) if r.message_id is not None else None
+    if msg is not None:
+        changed = outbox.apply_status_to(session, msg, now=r.received_at, status=r.status,
+                                         provider_id=r.provider_id, error_code=r.error_code, raw=r.raw)
+    else:  # by the provider's id alone, or not loaded (one report at a time)
+        msg, changed = outbox.apply_provider_status(
+            session, now=r.received_at, status=r.status, message_id=r.message_id, provider_id=r.provider_id,
+            error_code=r.error_code, raw=r.raw)
     if msg is None:
         record(session, now=r.received_at, action="webhook.unknown_message", entity_type="webhook",
                entity_id=WEBHOOK_PATHS.get(r.provider, r.provider), actor=f"provider:{r.provider}", payload=r.raw)
