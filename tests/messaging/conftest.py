@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from twilio.request_validator import RequestValidator
 
@@ -14,6 +16,7 @@ from config.clock import VirtualClock
 from config.database import make_session_factory
 from config.runtime import Runtime
 from config.settings import Settings
+from jiaoying.app import create_app
 from responses.messaging.fake_twilio.server import FakeTwilioServer
 from responses.messaging.fake_twilio.state import FakeConfig
 from responses.messaging.notifiers.twilio import TwilioNotifier
@@ -84,6 +87,16 @@ class Creds:
 @pytest.fixture
 def tw() -> type[Creds]:
     return Creds
+
+
+@pytest.fixture
+def twilio_app(engine: Engine, clock: VirtualClock) -> Iterator[tuple[TestClient, Runtime, FastAPI]]:
+    """The whole app on the test database, with the Twilio account configured; the test registers its handlers
+    (after start-up, where the wiring sets its own)."""
+    rt = Runtime(messaging_settings(), engine, make_session_factory(engine), clock)
+    app = create_app(rt.settings, runtime=rt, scheduler=False)
+    with TestClient(app) as c:
+        yield c, rt, app
 
 
 # --- Alibaba Cloud --------------------------------------------------------------------------------------------

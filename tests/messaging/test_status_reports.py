@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,13 +24,11 @@ from responses.messaging.webhooks import set_status_handler
 
 
 @pytest.fixture
-def wh(engine: Engine, clock: VirtualClock, tw: Any) -> Iterator[tuple[TestClient, Runtime, list[int]]]:
-    rt = Runtime(tw.settings(), engine, make_session_factory(engine), clock)
-    app = create_app(rt.settings, runtime=rt, scheduler=False)
+def wh(twilio_app: Any) -> tuple[TestClient, Runtime, list[int]]:
+    c, rt, app = twilio_app
     ended: list[int] = []
-    with TestClient(app) as c:
-        set_status_handler(app, lambda _s, m: ended.append(m.id))
-        yield c, rt, ended
+    set_status_handler(app, lambda _s, m: ended.append(m.id))
+    return c, rt, ended
 
 
 def _messages(rt: Runtime, n: int) -> list[int]:

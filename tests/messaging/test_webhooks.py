@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
 
-from config.clock import VirtualClock
-from config.database import make_session_factory, session_scope
+from config.database import session_scope
 from config.eventlog import Event
 from config.runtime import Runtime
-from jiaoying.app import create_app
 from responses.messaging import outbox
 from responses.messaging.models import InboundMessage, MessageStatus, OutboxMessage
 from responses.messaging.webhooks import InboundAnswer, set_answer_handler
 
 
 @pytest.fixture
-def wh(engine: Engine, clock: VirtualClock, tw: Any) -> Iterator[tuple[TestClient, Runtime, list[InboundAnswer]]]:
-    rt = Runtime(tw.settings(), engine, make_session_factory(engine), clock)
-    app = create_app(rt.settings, runtime=rt, scheduler=False)
+def wh(twilio_app: Any) -> tuple[TestClient, Runtime, list[InboundAnswer]]:
+    c, rt, app = twilio_app
     answers: list[InboundAnswer] = []
-    with TestClient(app) as c:
-        set_answer_handler(app, lambda _s, a: answers.append(a))  # after startup: the wiring sets its own
-        yield c, rt, answers
+    set_answer_handler(app, lambda _s, a: answers.append(a))
+    return c, rt, answers
 
 
 def _message(rt: Runtime, channel: str = "sms", to: str = "+8613800000001", provider_id: str | None = None) -> int:
