@@ -8,6 +8,8 @@ once per process (``install`` is idempotent): the server, the worker, the CLI an
 from __future__ import annotations
 
 from responses.callouts import service as callout_service
+from responses.contacts import roster_service
+from responses.duty import handovers
 from responses.measures import service as measure_service
 from responses.reports import service as report_service
 from responses.runs import service as run_service
@@ -19,3 +21,4 @@ def install() -> None:
     run_service.follow(report_service.on_run_event)
     run_service.follow(callout_service.on_run_event)
     run_service.guard_close(measure_service.close_guard)
+    roster_service.follow(handovers.on_roster_changed)

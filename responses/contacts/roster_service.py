@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,6 +25,22 @@ from sqlalchemy.orm import Session
 from config.eventlog import record
 from responses.contacts.models import Roster, Shift, ShiftMember
 from responses.contacts.roster import Person, RowError, ShiftSpec, parse_rows, read_csv, read_xlsx
+
+RosterFollower = Callable[[Session, dt.datetime, str], None]  # (session, now, actor) after a change, flushed
+_followers: list[RosterFollower] = []
+
+
+def follow(fn: RosterFollower) -> None:
+    """Tell ``fn`` of every change to the roster from now on, in the same transaction (idempotent): what
+    depends on who takes over from whom — a handover waiting for its incoming shift — lives above contacts."""
+    if fn not in _followers:
+        _followers.append(fn)
+
+
+def _changed(session: Session, now: dt.datetime, actor: str) -> None:
+    session.flush()
+    for fn in list(_followers):
+        fn(session, now, actor)
 
 
 class RosterError(Exception):
@@ -126,6 +142,7 @@ def _save_batch(session: Session, specs: list[ShiftSpec], errors: Iterable[RowEr
         upsert_shift(session, spec, roster_id=roster.id, actor=actor, now=now)
     record(session, now=now, action="roster.imported", entity_type="roster", entity_id=roster.id, actor=actor,
            payload={"source": source, "filename": filename, "rows_ok": len(specs), "errors": errs})
+    _changed(session, now, actor)
     return roster
 
 
@@ -225,6 +242,7 @@ def update_shift(session: Session, shift: Shift, spec: ShiftSpec, *, actor: str,
     session.flush()
     record(session, now=now, action="roster.shift_updated", entity_type="shift", entity_id=shift.id, actor=actor,
            payload={"before": before, "after": _content(session, shift)})
+    _changed(session, now, actor)
     return shift
 
 
@@ -246,3 +264,4 @@ def remove_shift(session: Session, shift: Shift, *, actor: str, now: dt.datetime
     session.flush()
     record(session, now=now, action="roster.shift_removed", entity_type="shift", entity_id=shift_id, actor=actor,
            payload={"before": before})
+    _changed(session, now, actor)

@@ -260,6 +260,7 @@ def sweep(session: Session, now: dt.datetime, tz: ZoneInfo, *, actor: str = "rul
     not acknowledged ``ACK_GRACE`` into the next shift to the leader on duty. Idempotent."""
     from responses.runs import supervision
 
+    follow_roster(session, now=now, actor=actor)
     drafted: list[int] = []
     ending = session.execute(
         select(Shift).outerjoin(Handover, Handover.shift_id == Shift.id)
@@ -294,6 +295,40 @@ def sweep(session: Session, now: dt.datetime, tz: ZoneInfo, *, actor: str = "rul
             flag.detail = {**flag.detail, "notice_id": n.id, "notified": n.recipient_name or n.recipient_role}
             flagged.append(h.id)
     return {"drafted": drafted, "flagged": flagged}
+
+
+def follow_roster(session: Session, *, now: dt.datetime, actor: str) -> list[int]:
+    """Point each handover still waiting for its incoming officer at the shift that now takes over, with the
+    deadline that follows from it: the roster may have changed since the draft or the signature. A removed
+    incoming shift unlinks the handover in the database (the roster's event log row says so); a shift put in its
+    place, or moved to cover the change of shift, then takes it over here, and an outgoing shift's new end moves
+    the deadline. Only handovers not yet flagged: a flag raised keeps the deadline it was raised on."""
+    moved: list[int] = []
+    waiting = session.execute(
+        select(Handover).where(Handover.state != HandoverState.ACKNOWLEDGED.value,
+                               Handover.unack_flagged_at.is_(None))
+        .order_by(Handover.id).with_for_update()).scalars().all()
+    for h in waiting:
+        shift = get_shift(session, h.shift_id)
+        if shift is None:
+            continue
+        nxt = next_shift(session, shift)
+        next_id = nxt.id if nxt is not None else None
+        due = core.ack_due(shift.ends_at, nxt.starts_at if nxt is not None else None)
+        if next_id == h.next_shift_id and _aware(due) == _aware(h.ack_due_at):
+            continue
+        before = {"next_shift_id": h.next_shift_id, "ack_due_at": _aware(h.ack_due_at).isoformat()}
+        h.next_shift_id, h.ack_due_at, h.updated_at = next_id, due, now
+        _event(session, h, "next_shift_changed", actor, now,
+               {"before": before, "next_shift_id": next_id, "ack_due_at": _aware(due).isoformat()})
+        moved.append(h.id)
+    return moved
+
+
+def on_roster_changed(session: Session, now: dt.datetime, actor: str) -> None:
+    """The roster's follower (``jiaoying/wiring.py``): a new incoming shift or a moved change of shift is
+    followed at once, in the edit's own transaction, not at the next sweep."""
+    follow_roster(session, now=now, actor=actor)
 
 
 def _label(shift: Shift | None, tz: ZoneInfo) -> str:

@@ -17,6 +17,8 @@ from config.database import make_session_factory, session_scope
 from config.eventlog import Event, events_for, record, verify
 from config.runtime import Runtime
 from responses.callouts.models import Callout
+from responses.contacts import roster_service
+from responses.contacts.roster import Person, ShiftSpec
 from responses.duty import gaps, handovers, jobs
 from responses.duty import service as duty
 from responses.duty.models import DutyLogEntry, Handover
@@ -266,6 +268,47 @@ def test_an_unacknowledged_handover_is_flagged_to_the_incoming_leader_at_exactly
         assert ack.payload["late"] is True
         assert handovers.audit_view(s, h, local(20, 12))["late"] is True
         assert h.next_shift_id == day
+
+
+def test_a_waiting_handover_follows_the_roster_when_its_incoming_shift_is_removed_or_replaced(
+        runtime: Runtime) -> None:
+    """The incoming shift removed before it begins leaves the handover to nobody (its deadline falls back to the
+    night's end); the shift put in instead takes it over as soon as it covers the change of shift, in the edit's
+    own transaction, the move in the event log."""
+    rt = at(runtime, local(20, 7, 40))
+    with session_scope(rt.session_factory) as s:
+        night, day = add_roster(s, rt.now())
+        h, _ = handovers.draft(s, duty.get_shift(s, night), actor="rule:handover", now=rt.now(), tz=TZ)  # type: ignore[arg-type]
+        hid = h.id
+        assert (h.next_shift_id, h.ack_due_at) == (day, local(20, 8, 30))
+    with session_scope(rt.session_factory) as s:
+        roster_service.remove_shift(s, roster_service.get_shift(s, day), actor="user:admin",  # type: ignore[arg-type]
+                                    now=local(20, 7, 45), tz=TZ)
+    with session_scope(rt.session_factory) as s:
+        h = handovers.get(s, hid)
+        assert h is not None and (h.next_shift_id, h.ack_due_at) == (None, local(20, 8, 30))
+        late = add_shift(s, "白班（替）", local(20, 9), local(20, 20), ("孙带班", "+8613900000105"), [],
+                         now=local(20, 7, 50))
+    with session_scope(rt.session_factory) as s:  # added through a roster import, as the API and console do
+        roster_service.save_api_batch(s, [], actor="user:admin", now=local(20, 7, 50))
+    with session_scope(rt.session_factory) as s:
+        h = handovers.get(s, hid)
+        assert h is not None and (h.next_shift_id, h.ack_due_at) == (None, local(20, 8, 30))  # 08:00 is a gap
+        shift = roster_service.get_shift(s, late)
+        assert shift is not None
+        roster_service.update_shift(s, shift, ShiftSpec(local(20, 8), local(20, 20), Person("孙带班"), [],
+                                                        label="白班（替）"),
+                                    actor="user:admin", now=local(20, 7, 55), tz=TZ)
+    with session_scope(rt.session_factory) as s:
+        h = handovers.get(s, hid, lock=True)
+        assert h is not None and (h.next_shift_id, h.ack_due_at) == (late, local(20, 8, 30))
+        moves = [e.payload for e in events_for(s, "handover", hid) if e.action == "handover.next_shift_changed"]
+        # the removal itself unlinked the handover (the database's SET NULL; roster.shift_removed records it)
+        assert [(m["before"]["next_shift_id"], m["next_shift_id"]) for m in moves] == [(None, late)]
+        assert verify(s).ok
+        handovers.sign(s, h, actor="user:li", name="李值班", now=local(20, 7, 58))
+        handovers.acknowledge(s, h, actor="user:sun", name="孙带班", now=local(20, 8, 5))
+        assert h.ack_due_at == local(20, 8, 30) and not handovers.follow_roster(s, now=local(20, 8, 6), actor="x")
 
 
 def test_a_handover_never_drafted_still_is_and_a_future_shift_is_refused(runtime: Runtime) -> None:
