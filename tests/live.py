@@ -21,6 +21,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _proc_state(entry: Path) -> tuple[str, int] | None:
+    """(state letter, parent pid) of a process from its ``/proc`` entry, or None once it is gone."""
+    try:
+        fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[1])
+
+
+def children_of(pid: int) -> list[int]:
+    """The live (not zombie) children of ``pid``, read from ``/proc`` (Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            st = _proc_state(entry)
+            if st is not None and st[1] == pid and st[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    st = _proc_state(Path(f"/proc/{pid}"))
+    return st is not None and st[0] != "Z"
+
+
 def red_cap_now(prefix: str = "live") -> bytes:
     """The bundled drill's red rainstorm CAP, sent now, as a real (not exercise) warning with a fresh identifier."""
     now = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).replace(microsecond=0)

@@ -28,7 +28,7 @@ from config.users import User, hash_password
 from jiaoying.cli_common import upgrade_and_seed
 from responses.messaging.fake_twilio.server import FakeTwilioServer
 from responses.messaging.fake_twilio.state import FakeConfig
-from tests.live import free_port, red_cap_now, wait_for
+from tests.live import children_of, free_port, red_cap_now, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SID = "AC" + "5" * 32
@@ -58,21 +58,6 @@ def fake_gateway() -> FakeTwilioServer:
     server = FakeTwilioServer(FakeConfig(accounts={SID: TOKEN}, phone_number=FROM, callbacks=False))
     server.start()
     return server
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[-1].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(entry.name))
-    return found
 
 
 class Node:

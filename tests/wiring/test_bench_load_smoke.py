@@ -16,22 +16,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.faults.fresh_pg import PG_URL, need_pg
+
 ROOT = Path(__file__).resolve().parents[2]
-PG_URL = os.environ.get("JIAOYING_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BOUND_SECONDS = 360  # the answer window alone is a minute; start-up and the fan-out on a shared 2-core machine
-
-
-def _need_pg() -> None:
-    try:
-        eng = create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        with eng.connect() as c:
-            c.execute(text("SELECT 1"))
-        eng.dispose()
-    except Exception as exc:  # shown in the skip message
-        problem = f"{type(exc).__name__}: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at {PG_URL} is required under CI=true: {problem}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {problem}")
 
 
 def _databases() -> set[str]:
@@ -45,7 +33,7 @@ def _databases() -> set[str]:
 
 @pytest.mark.postgres
 def test_load_bench_quick_run_prints_the_four_figures() -> None:
-    _need_pg()
+    need_pg()
     before = _databases()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("JIAOYING_")}, "COLUMNS": "240"}
     proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "load.py"), "--quick", "--pg", PG_URL],
