@@ -3,6 +3,7 @@ sharing one PostgreSQL database.
 
     python bench/load.py [--clients 200] [--callees 20000] [--instances 2] [--pg URL] [--duration 900]
     python bench/load.py --quick        # small numbers: a smoke run of a minute or two
+    python bench/load.py --live-refresh 50   # 50 of the clients also refresh as an open page's script does
 
 What it does, in order (everything under a temporary directory and a freshly created database,
 both removed at the end, every process it started stopped):
@@ -20,7 +21,10 @@ both removed at the end, every process it started stopped):
    escalates (the heaviest case); ``--feeds`` extra feeds polled from local files every few seconds;
 4. ``--clients`` console clients, each logged in through the login form (with its CSRF token),
    holding ``/console/events`` open and reading the board ``/`` every ``--poll`` seconds (every
-   tenth client also reads an API list); clients are spread over the instances;
+   tenth client also reads an API list); clients are spread over the instances; with ``--live-refresh N``,
+   N of them also do what ``console/static/live.js`` does on an open board (the board again on each change
+   message, with ``X-Live-Since``, and the alarm banners when one says so, each at most every 2 s), timed
+   apart from the rest;
 5. a red rainstorm CAP covering the whole district pushed to ``/feeds/national-cap/items``; the
    load runs until every planned callout has escalated (or ``--duration`` seconds).
 
@@ -78,6 +82,7 @@ TOKEN = "load-bench-token"
 FROM = "+8612300000000"
 ADMIN, DUTY, PASSWORD = "load-admin", "load-duty", "Load-bench-pass-2026"
 API_READS = ("/responses/runs", "/feeds/health", "/warnings")
+LIVE_GAP = 2.0  # live.js: REFRESH_GAP_MS and ALARM_GAP_MS
 out = Console(highlight=False)
 
 
@@ -248,6 +253,7 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
     board: list[float] = field(default_factory=list)
     api: list[float] = field(default_factory=list)
+    live: list[float] = field(default_factory=list)  # refreshes as the page's script makes them (--live-refresh)
     errors: dict[str, int] = field(default_factory=dict)
     examples: list[str] = field(default_factory=list)
     sse_open: int = 0
@@ -270,8 +276,19 @@ async def login(client: httpx.AsyncClient, username: str) -> None:
         raise RuntimeError(f"login: HTTP {r.status_code} {r.text[:200]}")
 
 
-async def sse_reader(client: httpx.AsyncClient, tally: Tally, stop: asyncio.Event) -> None:
-    """Hold the console's event stream open, as a browser does: reconnect when it ends."""
+@dataclass
+class Page:
+    """What an open page's script knows from its stream: the newest row announced, and whether a change (or an
+    alarm) came since the page last refreshed."""
+
+    last_id: str = ""
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    alarm: bool = False
+
+
+async def sse_reader(client: httpx.AsyncClient, tally: Tally, stop: asyncio.Event, page: Page | None = None) -> None:
+    """Hold the console's event stream open, as a browser does: reconnect when it ends. With ``page``, tell it
+    of every change message (the newest id, and whether one said ``"alarm": true``)."""
     last_id = ""
     while not stop.is_set():
         headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last_id} if last_id else {})}
@@ -293,6 +310,10 @@ async def sse_reader(client: httpx.AsyncClient, tally: Tally, stop: asyncio.Even
                     end = tail.find(b"\n", at + 5) if at >= 0 else -1
                     if end > 0:
                         last_id = tail[at + 5:end].decode(errors="replace").strip()
+                    if page is not None and b"event: change" in chunk:
+                        page.last_id = last_id
+                        page.alarm = page.alarm or b'"alarm": true' in chunk or b'"alarm":true' in chunk
+                        page.changed.set()
                     if stop.is_set():
                         return
             if not stop.is_set():
@@ -335,6 +356,30 @@ async def poller(k: int, client: httpx.AsyncClient, api: httpx.AsyncClient | Non
         n += 1
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=max(0.0, period - (time.monotonic() - started)))
+
+
+async def live_refresher(client: httpx.AsyncClient, page: Page, tally: Tally, stop: asyncio.Event,
+                         measuring: asyncio.Event) -> None:
+    """What ``console/static/live.js`` does on an open board: on a change message, the board again (at most
+    every ``LIVE_GAP`` s, saying which row it was told about), and the alarm banners when the message said an
+    alarm may have changed (at most as often)."""
+    while not stop.is_set():
+        waiter = asyncio.ensure_future(page.changed.wait())
+        stopper = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        for f in (waiter, stopper):
+            f.cancel()
+        if stop.is_set():
+            return
+        started = time.monotonic()
+        page.changed.clear()
+        alarm, page.alarm = page.alarm, False
+        sink = tally if measuring.is_set() else Tally()
+        await timed_get(client, "/", sink, sink.live, headers={"X-Live-Since": page.last_id or "0"})
+        if alarm:
+            await timed_get(client, "/console/alarms?next=%2F", sink, sink.live)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=max(0.0, LIVE_GAP - (time.monotonic() - started)))
 
 
 # --------------------------------------------------------------------------------------------- figures
@@ -436,6 +481,10 @@ def parse_args() -> argparse.Namespace:
                          "7 for 20000 at 100/s)")
     ap.add_argument("--poll", type=float, default=10.0, help="seconds between a client's board reads")
     ap.add_argument("--feeds", type=int, default=3, help="extra feeds polled from local files")
+    ap.add_argument("--live-refresh", type=int, default=0, metavar="N",
+                    help="N of the clients also refresh as an open page's script does: the board on every change "
+                         "message and the banners on an alarm, each at most every 2 s (default 0: the issue's "
+                         "clients, which read the board every --poll seconds only)")
     ap.add_argument("--quick", action="store_true",
                     help="a smoke run: 5 clients, 300 callees, 2 instances, bounded to about a minute of load")
     ap.add_argument("--keep-logs", action="store_true", help="print the servers' log tails at the end")
@@ -448,6 +497,8 @@ def parse_args() -> argparse.Namespace:
             args.callees = 300
         if "--duration" not in given:
             args.duration = 150.0
+    if not 0 <= args.live_refresh <= args.clients:
+        ap.error("--live-refresh must be between 0 and --clients")
     for name in ("clients", "callees", "instances"):
         if getattr(args, name) < 1:
             ap.error(f"--{name} must be at least 1")
@@ -586,7 +637,10 @@ async def load_phase(args: argparse.Namespace, serves: list[Child], api_sync: ht
 
             await asyncio.gather(*(one(c) for c in clients))
         for k, c in enumerate(clients):
-            tasks.append(asyncio.create_task(sse_reader(c, tally, stop)))
+            page = Page() if k < args.live_refresh else None
+            tasks.append(asyncio.create_task(sse_reader(c, tally, stop, page)))
+            if page is not None:
+                tasks.append(asyncio.create_task(live_refresher(c, page, tally, stop, measuring)))
             tasks.append(asyncio.create_task(poller(k, c, apis[k], tally, stop, args.poll, measuring)))
         await asyncio.sleep(min(args.poll, 10.0))  # every client has read the board once: templates, pools warm
         measuring.set()
@@ -639,6 +693,9 @@ def report(args: argparse.Namespace, tally: Tally, push: dict[str, float], first
     out.print(f"API latency (all client requests): {ms(tally.latencies)}")
     out.print(f"  board GET /: {ms(tally.board)}")
     out.print(f"  API reads ({', '.join(API_READS)}): {ms(tally.api)}")
+    if args.live_refresh:
+        out.print(f"  live refreshes of {args.live_refresh} page(s) (board with X-Live-Since, alarm banners): "
+                  f"{ms(tally.live)}")
     n_err = sum(tally.errors.values())
     out.print(f"errors: {n_err}" + (f" {tally.errors}" if n_err else "")
               + f" (event streams opened {tally.sse_open}, reconnected {tally.sse_reconnects}, "

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from config.errors import ApiError
@@ -103,10 +104,37 @@ def acknowledged(session: Session, *, since: dt.datetime) -> set[int]:
     return found
 
 
+ESCALATED = "callout.escalated"
+RECENT_LIMIT = 2000  # trigger rows of the last day read at most (the newest)
+
+
+def _to_leader() -> Any:
+    return and_(Event.action == ESCALATED, Event.payload["step"].as_string() == LEADER_STEP)
+
+
+def _candidates(session: Session, since: dt.datetime) -> list[Event]:
+    """The rows of the last day that may raise an alarm, oldest first: red-level warning changes and escalations
+    to the leader on duty, picked out by the database. A district-wide fan-out writes tens of thousands of
+    village escalations a day; loading them all on every banner refresh cost seconds, and the newest of them
+    pushed an unacknowledged red warning out of the rows read. ``trigger_of`` still decides."""
+    red_warning = and_(Event.action.in_([a for a in TRIGGER_ACTIONS if a != ESCALATED]),
+                       Event.payload["level"].as_string() == "red")
+    stmt = (select(Event).where(Event.at >= since.astimezone(dt.UTC), or_(red_warning, _to_leader()))
+            .order_by(Event.id.desc()).limit(RECENT_LIMIT))
+    return sorted(session.execute(stmt).scalars(), key=lambda e: e.id)
+
+
+def leader_escalated_between(session: Session, first_id: int, last_id: int) -> bool:
+    """Whether an escalation to the leader on duty is among the event-log rows ``first_id``…``last_id`` (a range
+    on the primary key): the live stream tells pages to fetch the banners for those, not for every escalation."""
+    return session.execute(select(Event.id).where(Event.id.between(first_id, last_id), _to_leader())
+                           .limit(1)).first() is not None
+
+
 def raised(session: Session, *, now: dt.datetime) -> list[Alarm]:
     """Every alarm of the last day, acknowledged or not, oldest first."""
     since = now - WINDOW
-    events = recent_events(session, TRIGGER_ACTIONS, since=since)
+    events = _candidates(session, since)
     triggers = [(ev, kind) for ev in events if (kind := trigger_of(ev.action, ev.payload))]
     if not triggers:
         return []

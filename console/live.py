@@ -97,11 +97,15 @@ class Batch:
     alarm: bool
 
     @classmethod
-    def of(cls, changes: list[Change]) -> Batch:
+    def of(cls, changes: list[Change], *, to_leader: bool | None = None) -> Batch:
+        """``to_leader``: whether the rows' escalations include one to the leader on duty (``None``: not known,
+        so any escalation counts) — only those raise a banner."""
         actions = frozenset(c.action for c in changes)
+        alarming = actions & ALARM_ACTIONS
+        if to_leader is False:
+            alarming -= {alarm_rules.ESCALATED}
         return cls(last_id=max(c.id for c in changes), rows=len(changes),
-                   kinds=frozenset(c.entity_type for c in changes), actions=actions,
-                   alarm=not actions.isdisjoint(ALARM_ACTIONS))
+                   kinds=frozenset(c.entity_type for c in changes), actions=actions, alarm=bool(alarming))
 
     def merge(self, other: Batch) -> Batch:
         return Batch(last_id=max(self.last_id, other.last_id), rows=self.rows + other.rows,
@@ -202,13 +206,21 @@ class ChangeFeed:
             session.rollback()
             session.close()
 
+    def _changes(self, session: Session) -> tuple[list[Change], bool | None]:
+        """The next rows, and for a batch with escalations whether one is to the leader on duty (one more read,
+        on the same range of ids), so a fan-out's village escalations do not send every page for its banners."""
+        rows = changes_after(session, self._cursor, limit=BATCH)
+        if not any(c.action == alarm_rules.ESCALATED for c in rows):
+            return rows, None
+        return rows, alarm_rules.leader_escalated_between(session, rows[0].id, rows[-1].id)
+
     def _run(self, stop: threading.Event) -> None:
         delay = self._poll
         idle_since: float | None = None
         failures = 0
         while not stop.wait(delay):
             try:
-                rows: list[Change] = self._read(lambda s: changes_after(s, self._cursor, limit=BATCH))
+                rows, to_leader = self._read(self._changes)
                 failures = 0
             except Exception:  # the database is away for a moment: the streams wait, the poller retries
                 failures += 1
@@ -221,7 +233,7 @@ class ChangeFeed:
                     return
                 if rows:
                     self._cursor = rows[-1].id
-                    batch = Batch.of(rows)  # summed up once, whatever the number of streams
+                    batch = Batch.of(rows, to_leader=to_leader)  # summed up once, whatever the number of streams
                     gone = [lst for lst in self._listeners if not lst.deliver(batch)]
                     self._listeners.difference_update(gone)
                 if self._listeners:

@@ -14,7 +14,10 @@ the header, rendered per request), so one build serves them all:
 - when a snapshot is too old, one request rebuilds it and the others arriving meanwhile wait for that build
   instead of starting their own (one build at a time per language), then take it if it covers what they need;
   while many read at once, the build runs in the background instead and readers take the snapshot they have
-  (at most ``STALE_SECONDS`` old) meanwhile, so under load no plain read waits for the database.
+  (at most ``STALE_SECONDS`` old) meanwhile, so under load no plain read waits for the database;
+- builds are spaced by their own cost (``BUILD_SPACING``): a build begins no sooner than twice the last one's
+  time after it ended, so while open pages keep asking for newer boards the builds take at most about a third
+  of a thread, and each is shared by every reader who arrived while it waited.
 
 The key of a snapshot is the newest event-log id visible when its build began (read in the build's own
 transaction, before anything else): every change committed up to that row is in it.
@@ -33,6 +36,11 @@ from typing import Any, Generic, TypeVar
 MAX_AGE_SECONDS = 1.0
 SHARE_FROM = 3  # reads of one language within MAX_AGE_SECONDS from which they share a snapshot
 STALE_SECONDS = 15.0  # the oldest snapshot a busy reader takes while the next one is built in the background
+# After a build that took d seconds the next one begins no sooner than BUILD_SPACING × d after it ended (at most
+# MAX_SPACING_SECONDS): open pages refresh on every change they are told of, each asking for a board that covers
+# it, and during a fan-out the changes never stop — without a pause the builds ran back to back and took a core.
+BUILD_SPACING = 2.0
+MAX_SPACING_SECONDS = 1.5
 SINCE_HEADER = "x-live-since"
 
 T = TypeVar("T")
@@ -52,9 +60,10 @@ class Snapshots(Generic[T]):
     """Snapshots by a small key (the page's language), each rebuilt by one caller at a time."""
 
     def __init__(self, *, max_age: float = MAX_AGE_SECONDS, share_from: int = SHARE_FROM,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
         self.max_age, self.share_from = max_age, share_from
-        self._mono = monotonic
+        self._mono, self._sleep = monotonic, sleep
+        self._next_build: dict[Any, float] = {}  # the earliest moment of each key's next build
         self._held: dict[Any, Snapshot[T]] = {}
         self._reads: dict[Any, deque[float]] = {}
         self._locks: dict[Any, threading.Lock] = {}
@@ -120,12 +129,19 @@ class Snapshots(Generic[T]):
             return self._build_and_keep(which, build, now)
 
     def _build_and_keep(self, which: Any, build: Callable[[], tuple[int, T]], now: float | None) -> Snapshot[T]:
-        """Build (the caller holds ``which``'s lock) and keep the result as ``which``'s snapshot."""
+        """Build (the caller holds ``which``'s lock) and keep the result as ``which``'s snapshot. A build that
+        comes too soon after the last one waits first (``BUILD_SPACING``); it counts as begun after that wait, so
+        the readers arriving meanwhile take it instead of building again."""
+        pause = self._next_build.get(which, 0.0) - self._mono()
+        if pause > 0:
+            self._sleep(pause)
         with self._guard:
             self._begun += 1
             number = self._begun
         t = self._mono()
         key, value = build()
+        ended = self._mono()
+        self._next_build[which] = ended + min(MAX_SPACING_SECONDS, BUILD_SPACING * (ended - t))
         self.builds += 1
         snap = self._held[which] = Snapshot(value, key, t, now if now is not None else 0.0, number)
         return snap

@@ -289,7 +289,8 @@ def test_a_burst_of_rows_is_a_few_messages_per_second(duty: TestClient, sqlite_r
                 for i in range(BURST):
                     action = "callout.escalated" if i == BURST // 2 else ("callout.started", "outbox.sent")[i % 2]
                     record(s, now=clock.now(), action=action, entity_type=action.split(".")[0], entity_id=i,
-                           actor="rule:test")
+                           actor="rule:test", payload={"step": "leader_on_duty"} if action == "callout.escalated"
+                           else None)
                     if i % 50 == 49:  # the sweep and the sender commit in small transactions, for seconds
                         s.flush()
                         s.commit()
@@ -621,6 +622,33 @@ def test_an_alarm_reaches_an_open_stream(duty: TestClient, sqlite_runtime: Runti
         msg = sse.until(lambda m: m.get("event") == "change" and "console.alarm_acknowledged" in m["data"])
         assert json.loads(msg["data"])["alarm"] is True and json.loads(msg["data"])["kinds"] == ["alarm"]
     assert alarm_items(duty.get("/console/alarms").text) == []
+
+
+def test_a_fan_outs_escalations_neither_hide_a_red_warning_nor_send_pages_for_the_banners(
+        duty: TestClient, sqlite_runtime: Runtime, clock: VirtualClock, region: None, quick: None, api: Post) -> None:
+    """A district-wide fan-out escalates thousands of silent villagers to their township chiefs: none of those is
+    an alarm, so the stream does not tell pages to fetch the banners for them, and a red warning not yet
+    acknowledged keeps its banner however many of them come after it."""
+    api("/warnings/manual", red_entry())
+    with duty.stream("GET", "/console/events") as r:
+        sse = Sse(r)
+        sse.next()
+        cursor = int(sse.next()["id"])
+        with session_scope(sqlite_runtime.session_factory) as s:
+            for i in range(2001):  # more than the trigger rows the banners read
+                record(s, now=clock.now(), action="callout.escalated", entity_type="callout",
+                       entity_id=str(10_000 + i), actor="rule:escalation",
+                       payload={"step": "township", "to_callouts": [20_000 + i], "drill": False})
+        seen = sse.until(lambda m: is_change(cursor)(m) and int(m["id"]) >= cursor + 2001)
+        assert json.loads(seen["data"])["alarm"] is False, "no escalation to the leader: no banner to fetch"
+    with session_scope(sqlite_runtime.session_factory) as s:
+        assert not alarm_rules.leader_escalated_between(s, cursor + 1, cursor + 2001)
+    [alarm] = alarm_items(duty.get("/console/alarms").text)
+    assert alarm["kind"] == "red_new"
+    rows = [Change(1, "callout.escalated", "callout", "1"), Change(2, "callout.answered", "callout", "2")]
+    assert live.Batch.of(rows).alarm and live.Batch.of(rows, to_leader=True).alarm
+    assert not live.Batch.of(rows, to_leader=False).alarm
+    assert live.Batch.of([*rows, Change(3, "warning.activated", "warning", "1")], to_leader=False).alarm
 
 
 @pytest.fixture(autouse=True)

@@ -162,3 +162,39 @@ def test_a_clock_jump_is_never_covered_by_a_snapshot_built_apart() -> None:
     mono[0] += 1.0
     got = snaps.get("zh", src.build, latest=src.latest, now=1000.0 + 40 * 60, apart=src.build)
     assert got.as_of == 1000.0 + 40 * 60, "a deadline may have passed: built for this reader, not the old one"
+
+
+def test_builds_are_spaced_by_their_own_cost_and_shared_by_the_readers_who_waited() -> None:
+    """Live pages each asking for a board that covers a newer row, all the time (a fan-out): a build of 0.3 s is
+    followed by a pause of 0.6 s before the next, not by the next at once; a quick build costs no pause."""
+    mono = [0.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(round(s, 3))
+        mono[0] += s
+
+    snaps: Snapshots[str] = Snapshots(monotonic=lambda: mono[0], sleep=sleep)
+    src = Source()
+
+    def slow_build() -> tuple[int, str]:
+        mono[0] += 0.3
+        return src.build()
+
+    src.newest = 11
+    first = snaps.get("zh", slow_build, latest=src.latest, since=11)
+    assert (first.key, slept) == (11, [])
+    src.newest = 12
+    mono[0] += 0.1  # a page told of row 12 asks 0.1 s after that build ended
+    second = snaps.get("zh", slow_build, latest=src.latest, since=12)
+    assert second.key == 12 and slept == [0.5], "waited for 2 × 0.3 s after the last build's end"
+    assert abs(second.built_at - 0.9) < 1e-9  # began after the pause, so covers whatever came during it
+    src.newest = 13
+    mono[0] += 2.0  # a quiet spell: the next build has no pause to make up
+    assert snaps.get("zh", slow_build, latest=src.latest, since=13).key == 13 and slept == [0.5]
+
+    quick: Snapshots[str] = Snapshots(monotonic=lambda: mono[0], sleep=sleep)
+    for n in range(14, 20):  # builds that take no time on this clock are never held back
+        src.newest = n
+        assert quick.get("zh", src.build, latest=src.latest, since=n).key == n
+    assert slept == [0.5]

@@ -8,18 +8,12 @@ import typer
 from rich.console import Console
 
 from responses.messaging.fake_aliyun.state import FakeConfig, Faults
+from responses.messaging.fake_twilio.cli import fault_rate
 
 app = typer.Typer(help="模拟阿里云短信与语音服务（演示、演练、测试）/ fake Alibaba Cloud SMS and voice API",
                   add_completion=False)
 out = Console()
 err = Console(stderr=True)
-
-
-def _rate(name: str, value: float) -> float:
-    if not 0.0 <= value <= 1.0:
-        err.print(f"[bold red]错误 / Error:[/] {name} 必须在 0 到 1 之间 / must be between 0 and 1: {value}")
-        raise typer.Exit(2)
-    return value
 
 
 @app.callback(invoke_without_command=True)
@@ -50,9 +44,11 @@ def fake_aliyun(
     if push_base_url is not None and not push_base_url.startswith(("http://", "https://")):
         err.print("[bold red]错误 / Error:[/] --push-base-url 须以 http:// 或 https:// 开头 / must be an http(s) URL")
         raise typer.Exit(2)
-    faults = Faults(throttled=_rate("--throttled", throttled), rate_limited=_rate("--rate-limited", rate_limited),
-                    server_error=_rate("--server-errors", server_errors), timeout=_rate("--timeouts", timeouts),
-                    invalid_number=_rate("--invalid-numbers", invalid_numbers), seed=seed)
+    faults = Faults(throttled=fault_rate("--throttled", throttled),
+                    rate_limited=fault_rate("--rate-limited", rate_limited),
+                    server_error=fault_rate("--server-errors", server_errors),
+                    timeout=fault_rate("--timeouts", timeouts),
+                    invalid_number=fault_rate("--invalid-numbers", invalid_numbers), seed=seed)
     if faults.total > 1.0:
         err.print("[bold red]错误 / Error:[/] 故障比例之和超过 1 / fault rates add up to more than 1")
         raise typer.Exit(2)

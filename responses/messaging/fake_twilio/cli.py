@@ -14,7 +14,8 @@ out = Console()
 err = Console(stderr=True)
 
 
-def _rate(name: str, value: float) -> float:
+def fault_rate(name: str, value: float) -> float:
+    """A fault option's share of requests, or exit 2 saying so (both fakes' CLIs)."""
     if not 0.0 <= value <= 1.0:
         err.print(f"[bold red]错误 / Error:[/] {name} 必须在 0 到 1 之间 / must be between 0 and 1: {value}")
         raise typer.Exit(2)
@@ -44,9 +45,9 @@ def fake_twilio(
     if not account_sid.startswith("AC") or len(account_sid) != 34:
         err.print("[bold red]错误 / Error:[/] 账号 SID 须以 AC 开头、共 34 位 / account SID must be AC + 32 chars")
         raise typer.Exit(2)
-    faults = Faults(server_error=_rate("--server-errors", server_errors),
-                    rate_limited=_rate("--rate-limited", rate_limited), timeout=_rate("--timeouts", timeouts),
-                    invalid_number=_rate("--invalid-numbers", invalid_numbers), seed=seed)
+    faults = Faults(server_error=fault_rate("--server-errors", server_errors),
+                    rate_limited=fault_rate("--rate-limited", rate_limited), timeout=fault_rate("--timeouts", timeouts),
+                    invalid_number=fault_rate("--invalid-numbers", invalid_numbers), seed=seed)
     if faults.total > 1.0:
         err.print("[bold red]错误 / Error:[/] 故障比例之和超过 1 / fault rates add up to more than 1")
         raise typer.Exit(2)
