@@ -29,7 +29,8 @@ from a snapshot as of a row, ``console.snapshots``), which counts as its Last-Ev
 so a change committed between the drawing and the connection is announced like one missed while away.
 
 ``kinds`` and ``actions`` are sorted and distinct; ``alarm`` is true when a row of the batch can raise or clear an
-alarm banner (``ALARM_ACTIONS``), so a page fetches the banners only then. No entity id, actor or payload leaves
+alarm banner (``ALARM_ACTIONS``; an escalation only when it is to the leader on duty), so a page fetches the
+banners only then. No entity id, actor or payload leaves
 the server (they can name people). A reconnecting client's ``Last-Event-ID`` gets one message summing up what it
 missed (the newest ``BACKLOG`` rows; when there were more, ``alarm`` is true, since what was left out is
 unknown). A stream lives at most ``MAX_STREAM_SECONDS`` (or until its client falls ``QUEUE_BATCHES`` reads

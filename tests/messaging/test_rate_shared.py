@@ -68,8 +68,15 @@ def test_two_limiters_on_one_account_share_its_rate(engine: Engine) -> None:
                 starts.append(time.monotonic())
 
     threads = [threading.Thread(target=worker, args=(lim,)) for lim in limiters for _ in range(3)]
+    for lim in limiters:  # the three threads of each arrive together (on a busy machine they may not by chance)
+        lim._lock.acquire()
     for t in threads:
         t.start()
+    deadline = time.monotonic() + 10
+    while any(lim._waiting < 3 for lim in limiters) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    for lim in limiters:
+        lim._lock.release()
     for t in threads:
         t.join(timeout=30)
     assert len(starts) == 48
