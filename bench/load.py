@@ -312,7 +312,7 @@ async def sse_reader(client: httpx.AsyncClient, tally: Tally, stop: asyncio.Even
                         last_id = tail[at + 5:end].decode(errors="replace").strip()
                     if page is not None and b"event: change" in chunk:
                         page.last_id = last_id
-                        page.alarm = page.alarm or b'"alarm": true' in chunk or b'"alarm":true' in chunk
+                        page.alarm = page.alarm or b'"alarm":true' in chunk
                         page.changed.set()
                     if stop.is_set():
                         return
@@ -363,14 +363,8 @@ async def live_refresher(client: httpx.AsyncClient, page: Page, tally: Tally, st
     """What ``console/static/live.js`` does on an open board: on a change message, the board again (at most
     every ``LIVE_GAP`` s, saying which row it was told about), and the alarm banners when the message said an
     alarm may have changed (at most as often)."""
-    while not stop.is_set():
-        waiter = asyncio.ensure_future(page.changed.wait())
-        stopper = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        for f in (waiter, stopper):
-            f.cancel()
-        if stop.is_set():
-            return
+    while not stop.is_set():  # the load phase cancels this task when it ends
+        await page.changed.wait()
         started = time.monotonic()
         page.changed.clear()
         alarm, page.alarm = page.alarm, False

@@ -320,13 +320,17 @@ def changes_after(session: Session, after_id: int, *, limit: int = 500, newest: 
     return sorted(rows, key=lambda c: c.id) if newest else rows
 
 
-def recent_events(session: Session, actions: Iterable[str], *, since: dt.datetime, limit: int = 2000) -> list[Event]:
+def recent_events(session: Session, actions: Iterable[str], *, since: dt.datetime, limit: int = 2000,
+                  where: Any = None) -> list[Event]:
     """Rows of these actions recorded at or after ``since``, oldest first (the action column is indexed): for
     views that derive a state from a few kinds of events, such as the console's alarms and their
-    acknowledgements."""
+    acknowledgements. ``where``: a further condition (on the payload, say), so the newest ``limit`` rows are
+    the ones that matter."""
     wanted = sorted(set(actions))
     if not wanted:
         return []
-    stmt = (select(Event).where(Event.action.in_(wanted), Event.at >= since.astimezone(dt.UTC))
-            .order_by(Event.id.desc()).limit(limit))
+    stmt = select(Event).where(Event.action.in_(wanted), Event.at >= since.astimezone(dt.UTC))
+    if where is not None:
+        stmt = stmt.where(where)
+    stmt = stmt.order_by(Event.id.desc()).limit(limit)
     return sorted(session.execute(stmt).scalars(), key=lambda e: e.id)

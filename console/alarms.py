@@ -105,7 +105,6 @@ def acknowledged(session: Session, *, since: dt.datetime) -> set[int]:
 
 
 ESCALATED = "callout.escalated"
-RECENT_LIMIT = 2000  # trigger rows of the last day read at most (the newest)
 
 
 def _to_leader() -> Any:
@@ -117,11 +116,8 @@ def _candidates(session: Session, since: dt.datetime) -> list[Event]:
     to the leader on duty, picked out by the database. A district-wide fan-out writes tens of thousands of
     village escalations a day; loading them all on every banner refresh cost seconds, and the newest of them
     pushed an unacknowledged red warning out of the rows read. ``trigger_of`` still decides."""
-    red_warning = and_(Event.action.in_([a for a in TRIGGER_ACTIONS if a != ESCALATED]),
-                       Event.payload["level"].as_string() == "red")
-    stmt = (select(Event).where(Event.at >= since.astimezone(dt.UTC), or_(red_warning, _to_leader()))
-            .order_by(Event.id.desc()).limit(RECENT_LIMIT))
-    return sorted(session.execute(stmt).scalars(), key=lambda e: e.id)
+    red_warning = and_(Event.action != ESCALATED, Event.payload["level"].as_string() == "red")
+    return recent_events(session, TRIGGER_ACTIONS, since=since, where=or_(red_warning, _to_leader()))
 
 
 def leader_escalated_between(session: Session, first_id: int, last_id: int) -> bool:

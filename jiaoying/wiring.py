@@ -21,4 +21,4 @@ def install() -> None:
     run_service.follow(report_service.on_run_event)
     run_service.follow(callout_service.on_run_event)
     run_service.guard_close(measure_service.close_guard)
-    roster_service.follow(handovers.on_roster_changed)
+    roster_service.follow(handovers.follow_roster)

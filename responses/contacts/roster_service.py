@@ -26,7 +26,7 @@ from config.eventlog import record
 from responses.contacts.models import Roster, Shift, ShiftMember
 from responses.contacts.roster import Person, RowError, ShiftSpec, parse_rows, read_csv, read_xlsx
 
-RosterFollower = Callable[[Session, dt.datetime, str], None]  # (session, now, actor) after a change, flushed
+RosterFollower = Callable[..., object]  # called as fn(session, now=..., actor=...) after a change, flushed
 _followers: list[RosterFollower] = []
 
 
@@ -40,7 +40,7 @@ def follow(fn: RosterFollower) -> None:
 def _changed(session: Session, now: dt.datetime, actor: str) -> None:
     session.flush()
     for fn in list(_followers):
-        fn(session, now, actor)
+        fn(session, now=now, actor=actor)
 
 
 class RosterError(Exception):

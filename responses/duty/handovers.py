@@ -260,7 +260,6 @@ def sweep(session: Session, now: dt.datetime, tz: ZoneInfo, *, actor: str = "rul
     not acknowledged ``ACK_GRACE`` into the next shift to the leader on duty. Idempotent."""
     from responses.runs import supervision
 
-    follow_roster(session, now=now, actor=actor)
     drafted: list[int] = []
     ending = session.execute(
         select(Shift).outerjoin(Handover, Handover.shift_id == Shift.id)
@@ -299,7 +298,8 @@ def sweep(session: Session, now: dt.datetime, tz: ZoneInfo, *, actor: str = "rul
 
 def follow_roster(session: Session, *, now: dt.datetime, actor: str) -> list[int]:
     """Point each handover still waiting for its incoming officer at the shift that now takes over, with the
-    deadline that follows from it: the roster may have changed since the draft or the signature. A removed
+    deadline that follows from it: the roster's follower (``jiaoying/wiring.py``), run in the transaction of
+    every roster change, which may come after the draft or the signature. A removed
     incoming shift unlinks the handover in the database (the roster's event log row says so); a shift put in its
     place, or moved to cover the change of shift, then takes it over here, and an outgoing shift's new end moves
     the deadline. Only handovers not yet flagged: a flag raised keeps the deadline it was raised on."""
@@ -323,12 +323,6 @@ def follow_roster(session: Session, *, now: dt.datetime, actor: str) -> list[int
                {"before": before, "next_shift_id": next_id, "ack_due_at": _aware(due).isoformat()})
         moved.append(h.id)
     return moved
-
-
-def on_roster_changed(session: Session, now: dt.datetime, actor: str) -> None:
-    """The roster's follower (``jiaoying/wiring.py``): a new incoming shift or a moved change of shift is
-    followed at once, in the edit's own transaction, not at the next sweep."""
-    follow_roster(session, now=now, actor=actor)
 
 
 def _label(shift: Shift | None, tz: ZoneInfo) -> str:
